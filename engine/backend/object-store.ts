@@ -1,0 +1,115 @@
+/**
+ * The storage backend seen by the repository: a flat key space of immutable
+ * objects under one root (bucket + prefix). Keys are relative to that root and
+ * use '/' separators, e.g. `data/ab/ab12…`.
+ *
+ * Implementations: `S3ObjectStore` (any S3-compatible store) and
+ * `MemoryObjectStore` (pure unit tests only).
+ */
+import type { Readable } from 'node:stream';
+
+export interface ObjectInfo {
+  key: string;
+  size: number;
+  lastModified: Date;
+  /** base64 SHA-256 of the whole object, when the store knows it. */
+  sha256?: string;
+}
+
+export interface ByteRange {
+  /** first byte, inclusive */
+  start: number;
+  /** last byte, inclusive (HTTP Range semantics) */
+  end: number;
+}
+
+export interface PutOptions {
+  /**
+   * Refuse to replace an existing object (`If-None-Match: *`). When the object
+   * already exists with the same SHA-256 the put is treated as done (idempotent
+   * retries); with different content it fails with `ObjectExistsError`.
+   */
+  ifNoneMatch?: boolean;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+export interface ProgressUpdate {
+  bytesDone: number;
+  bytesTotal?: number;
+}
+
+/** State of a multipart upload, small enough to heartbeat and resume from. */
+export interface MultipartResumeState {
+  key: string;
+  uploadId: string;
+}
+
+export interface PutLargeOptions extends PutOptions {
+  /** Part size in bytes (≥ 5 MiB except the last part). */
+  partSize?: number;
+  /** Parts uploaded in parallel. */
+  concurrency?: number;
+  /** Resume an interrupted upload: parts already stored are skipped. */
+  resume?: MultipartResumeState;
+  /** Called once the upload id is known, so a caller can persist it. */
+  onStarted?: (state: MultipartResumeState) => void;
+  onProgress?: (p: ProgressUpdate) => void;
+}
+
+export interface ObjectStore {
+  /** Human-readable location for messages, e.g. `s3://bucket/prefix`. Never contains credentials. */
+  readonly location: string;
+
+  /** Store a whole object, sending its SHA-256 checksum; returns the base64 SHA-256. */
+  put(key: string, body: Uint8Array, opts?: PutOptions): Promise<{ sha256: string }>;
+
+  /**
+   * Store a large object from a file as a parallel multipart upload with per-part
+   * checksums; resumable after interruption through `opts.resume`.
+   */
+  putFile(key: string, path: string, opts?: PutLargeOptions): Promise<{ size: number }>;
+
+  /** Read an object (or an inclusive byte range of it). Throws `ObjectNotFoundError` if absent. */
+  get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
+
+  /** Stream an object. Throws `ObjectNotFoundError` if absent. */
+  getStream(key: string, signal?: AbortSignal): Promise<Readable>;
+
+  /** Size and checksum of an object, or `null` if it does not exist. */
+  head(key: string): Promise<ObjectInfo | null>;
+
+  /** Every object whose key starts with `prefix`, in lexicographic order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>;
+
+  /** Delete an object; deleting a missing object is not an error. */
+  delete(key: string): Promise<void>;
+}
+
+/** Base of every storage error: names the location and key, never credentials. */
+export class StorageError extends Error {
+  constructor(
+    message: string,
+    readonly key: string | undefined,
+    /** true when retrying cannot help (access denied, no such bucket, bad request). */
+    readonly permanent: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StorageError';
+  }
+}
+
+export class ObjectNotFoundError extends StorageError {
+  constructor(location: string, key: string) {
+    super(`object not found: ${location}/${key}`, key, true);
+    this.name = 'ObjectNotFoundError';
+  }
+}
+
+export class ObjectExistsError extends StorageError {
+  constructor(location: string, key: string) {
+    super(`object already exists with different content: ${location}/${key}`, key, true);
+    this.name = 'ObjectExistsError';
+  }
+}
