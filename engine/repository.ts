@@ -1,0 +1,373 @@
+/**
+ * A Lifeline repository: one tenant's encrypted, deduplicated snapshots under
+ * one bucket prefix. This module knows the object layout (FORMAT.md) and how
+ * to read and write each kind of object; backup, restore, checks and
+ * retention are built on it in their own modules.
+ *
+ *     config                 repository settings and secrets (age file)
+ *     data/<xx>/<packId>     packs of blobs (age files)
+ *     index/<id>             where each blob lives (age files, text)
+ *     snapshots/<id>         signed manifests (age files)
+ *     locks/<id>             leases of running backups (plain JSON)
+ *     tombstones/<id>        packs condemned by garbage collection (plain JSON)
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import { z } from 'zod';
+import type { ObjectStore } from './backend/object-store';
+import { ObjectNotFoundError } from './backend/object-store';
+import { AgeIdentities, AgePayloadReader, openBytes, sealBytes, unwrapFileKey } from './crypto/age';
+import type { SigningKey } from './crypto/signing';
+import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from './chunker';
+import { InputError, IntegrityError, RepositoryStateError } from './errors';
+import { decodeIndex, encodeIndex, MasterIndex, type BlobLocation, type BlobType, type PackRecord } from './index';
+import { decodeManifest, encodeManifest, sha256Hex, type ManifestBody, type SignedManifest } from './manifest';
+import { decodeTreeBlob, type TreeEntry, validateTree } from './tree';
+
+export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+
+const RepositoryConfigSchema = z
+  .object({
+    format: z.literal('lifeline-repository'),
+    version: z.literal(1),
+    id: z.string().regex(/^[0-9a-f]{32}$/),
+    createdAt: z.string(),
+    chunker: z.object({ minSize: z.number().int().positive(), avgSize: z.number().int().positive(), maxSize: z.number().int().positive() }).strict(),
+    /** seeds the chunker's gear table so chunk boundaries don't fingerprint content */
+    chunkerSeed: z.string(),
+    /** HMAC-SHA-256 key for blob ids, so object names never reveal plaintext hashes */
+    dedupKey: z.string(),
+    packSize: z.number().int().positive(),
+    signers: z.array(z.object({ keyId: z.string(), publicKey: z.string() }).strict()).min(1),
+  })
+  .strict();
+export type RepositoryConfig = z.infer<typeof RepositoryConfigSchema>;
+
+export const keys = {
+  config: 'config',
+  pack: (id: string) => `data/${id.slice(0, 2)}/${id}`,
+  index: (id: string) => `index/${id}`,
+  snapshot: (id: string) => `snapshots/${id}`,
+  lock: (id: string) => `locks/${id}`,
+  tombstone: (id: string) => `tombstones/${id}`,
+};
+
+export interface InitOptions {
+  recipients: string[];
+  signingKey: SigningKey;
+  chunker?: ChunkerParams;
+  packSize?: number;
+}
+
+export interface OpenOptions {
+  identities: AgeIdentities;
+  /** Recipients new data is encrypted to; defaults to the identities' own recipients. */
+  recipients?: string[];
+  /** Needed to write snapshots; its key must be one of the repository's signers. */
+  signingKey?: SigningKey;
+  /** Extra trusted signer public keys (keyId → base64 public key) besides those in the config. */
+  trustedSigners?: ReadonlyMap<string, string>;
+  /** Packs kept open for random access (each holds a file key). */
+  readerCacheSize?: number;
+}
+
+export interface SnapshotSummary {
+  id: string;
+  time: string;
+  asset: ManifestBody['asset'];
+  labels: Record<string, string>;
+  parent: string | null;
+  stats: ManifestBody['stats'];
+}
+
+export class Repository {
+  readonly index = new MasterIndex();
+  private readonly dedupKey: Buffer;
+  private readonly trusted: Map<string, string>;
+  private readonly readers = new Map<string, Promise<AgePayloadReader>>();
+  private readonly readerCacheSize: number;
+  /** packs named by tombstones: present in storage but not to be reused */
+  readonly condemnedPacks = new Set<string>();
+  private readonly condemnedPackInfo = new Map<string, PackRecord>();
+  private readonly condemnedBlobs = new Map<string, BlobLocation>();
+
+  private constructor(
+    readonly store: ObjectStore,
+    readonly config: RepositoryConfig,
+    private readonly identities: AgeIdentities,
+    readonly recipients: string[],
+    readonly signingKey: SigningKey | undefined,
+    opts: OpenOptions,
+  ) {
+    this.dedupKey = Buffer.from(config.dedupKey, 'base64');
+    this.trusted = new Map(config.signers.map((s) => [s.keyId, s.publicKey]));
+    for (const [k, v] of opts.trustedSigners ?? []) this.trusted.set(k, v);
+    this.readerCacheSize = opts.readerCacheSize ?? 64;
+  }
+
+  static async init(store: ObjectStore, opts: InitOptions & { identities?: AgeIdentities }): Promise<void> {
+    if (opts.recipients.length === 0) throw new InputError('cannot initialise a repository without recipients');
+    const config: RepositoryConfig = {
+      format: 'lifeline-repository',
+      version: 1,
+      id: randomBytes(16).toString('hex'),
+      createdAt: new Date().toISOString(),
+      chunker: opts.chunker ?? DEFAULT_CHUNKER_PARAMS,
+      chunkerSeed: randomBytes(32).toString('base64'),
+      dedupKey: randomBytes(32).toString('base64'),
+      packSize: opts.packSize ?? DEFAULT_PACK_SIZE,
+      signers: [{ keyId: opts.signingKey.keyId, publicKey: opts.signingKey.publicKey }],
+    };
+    const body = await sealBytes(Buffer.from(JSON.stringify(config)), opts.recipients);
+    if (await store.head(keys.config)) {
+      throw new RepositoryStateError(`a repository already exists at ${store.location}`);
+    }
+    await store.put(keys.config, body, { ifNoneMatch: true });
+  }
+
+  static async exists(store: ObjectStore): Promise<boolean> {
+    return (await store.head(keys.config)) !== null;
+  }
+
+  static async open(store: ObjectStore, opts: OpenOptions): Promise<Repository> {
+    let sealed: Buffer;
+    try {
+      sealed = await store.get(keys.config);
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw new RepositoryStateError(`no repository at ${store.location} (run init first)`);
+      }
+      throw err;
+    }
+    const plain = await openBytes(sealed, opts.identities);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(plain.toString('utf8'));
+    } catch {
+      throw new IntegrityError(`${store.location}/config: not valid JSON`);
+    }
+    const parsed = RepositoryConfigSchema.safeParse(raw);
+    if (!parsed.success) throw new IntegrityError(`${store.location}/config: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+    const recipients = opts.recipients ?? (await opts.identities.recipients());
+    const repo = new Repository(store, parsed.data, opts.identities, recipients, opts.signingKey, opts);
+    if (opts.signingKey && !repo.trusted.has(opts.signingKey.keyId)) {
+      throw new RepositoryStateError(`signing key ${opts.signingKey.keyId} is not a trusted signer of ${store.location}`);
+    }
+    await repo.loadIndex();
+    return repo;
+  }
+
+  get id(): string {
+    return this.config.id;
+  }
+
+  get chunkerSeed(): Buffer {
+    return Buffer.from(this.config.chunkerSeed, 'base64');
+  }
+
+  /** Keyed blob id: HMAC-SHA-256 under the repository's dedup key, hex. */
+  blobId(data: Uint8Array): string {
+    return createHmac('sha256', this.dedupKey).update(data).digest('hex');
+  }
+
+  // ---- index -------------------------------------------------------------
+
+  /** Reads every index object and tombstone; condemned packs are not reused. */
+  async loadIndex(): Promise<void> {
+    const seen = new Set(this.index.indexFiles().keys());
+    for await (const obj of this.store.list('index/')) {
+      const id = obj.key.slice('index/'.length);
+      if (seen.has(id)) continue;
+      const packs = decodeIndex(await openBytes(await this.store.get(obj.key), this.identities), `${this.store.location}/${obj.key}`);
+      this.index.addIndexFile(id, packs);
+    }
+    for await (const obj of this.store.list('tombstones/')) {
+      const t = await this.readTombstone(obj.key);
+      for (const p of t.packs) this.condemnedPacks.add(p);
+    }
+    const removed = this.index.removePacks(this.condemnedPacks);
+    for (const p of removed.packs) this.condemnedPackInfo.set(p.id, p);
+    for (const [id, loc] of removed.blobs) this.condemnedBlobs.set(id, loc);
+  }
+
+  async writeIndex(packs: PackRecord[]): Promise<string> {
+    const sealed = await sealBytes(encodeIndex(packs), this.recipients);
+    const id = sha256Hex(sealed);
+    await this.store.put(keys.index(id), sealed, { ifNoneMatch: true });
+    this.index.addIndexFile(id, packs);
+    return id;
+  }
+
+  async putPack(id: string, body: Buffer): Promise<void> {
+    await this.store.put(keys.pack(id), body, { ifNoneMatch: true });
+  }
+
+  // ---- blobs -------------------------------------------------------------
+
+  private async reader(packId: string, headerBytes: number): Promise<AgePayloadReader> {
+    let r = this.readers.get(packId);
+    if (!r) {
+      r = (async () => {
+        const head = await this.store.get(keys.pack(packId), { start: 0, end: headerBytes + 16 - 1 });
+        return AgePayloadReader.open(head, this.identities);
+      })();
+      this.readers.set(packId, r);
+      r.catch(() => this.readers.delete(packId));
+      if (this.readers.size > this.readerCacheSize) {
+        const oldest = this.readers.keys().next().value;
+        if (oldest !== undefined) this.readers.delete(oldest);
+      }
+    }
+    return r;
+  }
+
+  /**
+   * Reads a contiguous plaintext range of a pack, authenticating every age
+   * chunk it touches. Used to read one blob or several adjacent ones at once.
+   */
+  async readPackRange(packId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+    const pack = this.index.pack(packId) ?? this.condemnedPackInfo.get(packId);
+    if (!pack) throw new IntegrityError(`pack ${packId} is not in the index`);
+    const reader = await this.reader(packId, pack.headerBytes);
+    const range = reader.cipherRangeFor(offset, length, pack.plaintextBytes);
+    const cipher = await this.store.get(keys.pack(packId), { start: range.start, end: range.end - 1 }, signal);
+    if (cipher.length !== range.end - range.start) {
+      throw new IntegrityError(`pack ${packId} is truncated (expected ${range.end - range.start} bytes at ${range.start}, got ${cipher.length})`);
+    }
+    return reader.decryptRange(cipher, offset, length, pack.plaintextBytes);
+  }
+
+  /** Reads one blob and checks that its content matches its keyed id. */
+  async readBlob(blobId: string, signal?: AbortSignal): Promise<Buffer> {
+    const loc = this.index.lookup(blobId);
+    if (!loc) throw new IntegrityError(`blob ${blobId} is not in the index (missing data)`);
+    const data = await this.readPackRange(loc.packId, loc.offset, loc.length, signal);
+    this.checkBlob(blobId, data, loc.packId);
+    return data;
+  }
+
+  condemnedBlobEntries(): IterableIterator<[string, BlobLocation]> {
+    return this.condemnedBlobs.entries();
+  }
+
+  condemnedPack(packId: string): PackRecord | undefined {
+    return this.condemnedPackInfo.get(packId);
+  }
+
+  /** The index record of a pack, live or condemned. */
+  packRecord(packId: string): PackRecord | undefined {
+    return this.index.pack(packId) ?? this.condemnedPackInfo.get(packId);
+  }
+
+  forgetIndexFiles(ids: string[]): void {
+    this.index.forgetIndexFiles(ids);
+  }
+
+  /** Reads a blob that lives in a condemned pack (see BackupSession.resurrectCondemned). */
+  async readCondemnedBlob(blobId: string): Promise<{ type: BlobType; data: Buffer }> {
+    const loc = this.condemnedBlobs.get(blobId);
+    if (!loc) throw new IntegrityError(`blob ${blobId} is neither indexed nor in a condemned pack (missing data)`);
+    const data = await this.readPackRange(loc.packId, loc.offset, loc.length);
+    this.checkBlob(blobId, data, loc.packId);
+    return { type: loc.type, data };
+  }
+
+  checkBlob(blobId: string, data: Uint8Array, packId: string): void {
+    if (this.blobId(data) !== blobId) {
+      throw new IntegrityError(`blob ${blobId} in pack ${packId} does not match its id (corrupt)`);
+    }
+  }
+
+  // ---- snapshots ---------------------------------------------------------
+
+  /** Signs, encrypts and stores a manifest. This is the commit point of a backup. */
+  async commitSnapshot(body: ManifestBody): Promise<string> {
+    if (!this.signingKey) throw new RepositoryStateError('a signing key is needed to write snapshots');
+    const { id, bytes } = encodeManifest(body, this.signingKey);
+    const sealed = await sealBytes(bytes, this.recipients);
+    await this.store.put(keys.snapshot(id), sealed, { ifNoneMatch: true });
+    return id;
+  }
+
+  async loadSnapshot(id: string): Promise<SignedManifest> {
+    if (!/^[0-9a-f]{64}$/.test(id)) throw new InputError(`not a snapshot id: ${JSON.stringify(id)}`);
+    let sealed: Buffer;
+    try {
+      sealed = await this.store.get(keys.snapshot(id));
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) throw new InputError(`snapshot ${id} does not exist in ${this.store.location}`);
+      throw err;
+    }
+    const plain = await openBytes(sealed, this.identities);
+    const manifest = decodeManifest(plain, id, this.trusted);
+    if (manifest.body.repositoryId !== this.config.id) {
+      throw new IntegrityError(`snapshot ${id} belongs to another repository (${manifest.body.repositoryId})`);
+    }
+    return manifest;
+  }
+
+  async snapshotIds(): Promise<string[]> {
+    const ids: string[] = [];
+    for await (const obj of this.store.list('snapshots/')) ids.push(obj.key.slice('snapshots/'.length));
+    return ids;
+  }
+
+  /** Every snapshot, oldest first. A manifest that fails verification is an error, not skipped. */
+  async listSnapshots(filter?: { asset?: string }): Promise<SnapshotSummary[]> {
+    const out: SnapshotSummary[] = [];
+    for (const id of await this.snapshotIds()) {
+      const m = await this.loadSnapshot(id);
+      if (filter?.asset && m.body.asset.name !== filter.asset) continue;
+      out.push({ id, time: m.body.time, asset: m.body.asset, labels: m.body.labels, parent: m.body.parent, stats: m.body.stats });
+    }
+    return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
+  }
+
+  /** Accepts a full id or a unique prefix of at least 6 characters, like restic. */
+  async resolveSnapshotId(ref: string): Promise<string> {
+    if (!/^[0-9a-f]{6,64}$/.test(ref)) throw new InputError(`not a snapshot id: ${JSON.stringify(ref)} (expected 6–64 hex characters)`);
+    const matches = (await this.snapshotIds()).filter((id) => id.startsWith(ref));
+    if (matches.length === 0) throw new InputError(`no snapshot matches ${ref} in ${this.store.location}`);
+    if (matches.length > 1) throw new InputError(`${ref} is ambiguous: ${matches.length} snapshots match; give more characters`);
+    return matches[0]!;
+  }
+
+  /** The snapshot's complete tree, validated (paths safe, sorted, no entry below a symlink). */
+  async loadTree(manifest: SignedManifest): Promise<TreeEntry[]> {
+    const entries: TreeEntry[] = [];
+    for (const blobId of manifest.body.tree) {
+      const data = await this.readBlob(blobId);
+      for (const e of decodeTreeBlob(data, `snapshot ${manifest.id} tree blob ${blobId}`)) entries.push(e);
+    }
+    validateTree(entries, `snapshot ${manifest.id}`);
+    return entries;
+  }
+
+  // ---- tombstones --------------------------------------------------------
+
+  async readTombstone(key: string): Promise<Tombstone> {
+    const raw: unknown = JSON.parse((await this.store.get(key)).toString('utf8'));
+    const parsed = TombstoneSchema.safeParse(raw);
+    if (!parsed.success) throw new IntegrityError(`${this.store.location}/${key}: malformed tombstone`);
+    return parsed.data;
+  }
+
+  /** Decrypts an arbitrary age object of this repository (config, index, manifest) for tools and tests. */
+  async openObject(key: string): Promise<Buffer> {
+    return openBytes(await this.store.get(key), this.identities);
+  }
+
+  /** File key of a pack, for the deep checker that decrypts whole packs. */
+  async packFileKey(header: Uint8Array): Promise<Buffer> {
+    return unwrapFileKey(header, this.identities);
+  }
+}
+
+export const TombstoneSchema = z
+  .object({
+    format: z.literal('lifeline-tombstone'),
+    createdAt: z.string(),
+    /** packs that no snapshot referenced when this tombstone was written */
+    packs: z.array(z.string().regex(/^[0-9a-f]{64}$/)),
+  })
+  .strict();
+export type Tombstone = z.infer<typeof TombstoneSchema>;
