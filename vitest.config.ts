@@ -4,8 +4,24 @@ export default defineConfig({
   test: {
     // Temporal's native bridge crashes the `threads` pool; forks is stable.
     pool: 'forks',
-    include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    projects: [
+      {
+        // Pure tests: no services, no Go tools (`vitest run test/unit` starts nothing).
+        extends: true,
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'] },
+      },
+      {
+        // Everything else shares one Temporal dev server and one MinIO (test/global-setup.ts).
+        extends: true,
+        test: {
+          name: 'integration',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/unit/**', '**/node_modules/**'],
+          globalSetup: ['test/global-setup.ts'],
+        },
+      },
+    ],
   },
 });
