@@ -53,7 +53,12 @@ export interface BackupOptions {
   onProgress?: (p: BackupProgress) => void;
   signal?: AbortSignal;
   /** For crash tests: called at named points of the backup. */
-  hooks?: { beforeCommit?: () => Promise<void> | void; afterPack?: (n: number) => Promise<void> | void };
+  hooks?: {
+    afterPack?: (n: number) => Promise<void> | void;
+    /** after every file is read and its blobs queued, before condemned blobs are re-stored */
+    afterRead?: () => Promise<void> | void;
+    beforeCommit?: () => Promise<void> | void;
+  };
 }
 
 export interface BackupResult {
@@ -358,6 +363,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
 
     progress.phase = 'uploading';
     emit(true);
+    await opts.hooks?.afterRead?.();
     await session.resurrectCondemned();
     await session.finish();
 

@@ -202,7 +202,8 @@ async function sweep(repo: Repository, key: string, t: Tombstone, used: Set<stri
     list.push(blobId);
     blobsByPack.set(loc.packId, list);
   }
-  const toDelete = t.packs.filter((p) => !(blobsByPack.get(p) ?? []).some((b) => used.has(b)));
+  // Rescue only what is referenced and has no other, live copy (a backup may have stored one).
+  const toDelete = t.packs.filter((p) => !(blobsByPack.get(p) ?? []).some((b) => used.has(b) && !repo.index.has(b)));
   report.rescued += t.packs.length - toDelete.length;
   const deleting = new Set(toDelete);
 
