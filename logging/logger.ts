@@ -40,7 +40,6 @@ export const REDACT_PATHS = [
   '*.*.accessKeyId',
   'password',
   '*.password',
-  'identity',
   'identities',
   '*.identities',
   'signingKey',

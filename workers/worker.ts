@@ -79,7 +79,7 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
       // Only small messages here: workers are long-lived and 2-core machines are slow.
       shutdownGraceTime: '10 seconds',
     });
-    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, identity }, 'worker ready');
+    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity }, 'worker ready');
     return {
       worker,
       role,
