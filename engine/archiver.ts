@@ -12,13 +12,14 @@ import { lstat, open, readdir, readlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { Chunker, chunkFile, gearTable } from './chunker';
-import { FileChangedError, InputError } from './errors';
+import pLimit from 'p-limit';
+import { FileChangedError, InputError, RepositoryStateError } from './errors';
 import type { BlobType } from './index';
 import type { AssetKind, ManifestBody, SnapshotStats } from './manifest';
 import { PackUploader, PackWriter } from './packer';
-import type { Repository } from './repository';
+import { keys, type Repository } from './repository';
 import { Lease } from './leases';
-import { compareTreePaths, encodeTreeBlob, TREE_BLOB_ENTRIES, type FileEntry, type TreeEntry } from './tree';
+import { compareTreePaths, decodeTreeBlob, encodeTreeBlob, TREE_BLOB_ENTRIES, type FileEntry, type TreeEntry } from './tree';
 
 export interface AssetRef {
   name: string;
@@ -69,7 +70,7 @@ export interface BackupResult {
   skipped: Array<{ path: string; reason: string }>;
 }
 
-interface WalkItem {
+export interface WalkItem {
   rel: string;
   abs: string;
   kind: 'file' | 'dir' | 'symlink';
@@ -123,8 +124,6 @@ export class BackupSession {
   private pack: PackWriter | undefined;
   private nextPack: Promise<PackWriter> | undefined;
   private readonly sessionBlobs = new Set<string>();
-  /** blobs this backup reuses from earlier packs; checked against tombstones before commit */
-  private readonly reusedBlobs = new Set<string>();
   private readonly uploader: PackUploader;
   private readonly chunker: Chunker;
   private packsDone = 0;
@@ -146,11 +145,6 @@ export class BackupSession {
     return this.uploader.uploadedBytes;
   }
 
-  /** Records blobs an unchanged file reuses without reading them. */
-  markReused(ids: string[]): void {
-    for (const id of ids) if (!this.sessionBlobs.has(id)) this.reusedBlobs.add(id);
-  }
-
   /** Stores a blob unless the repository or this session already has it; returns its id. */
   async addBlob(type: BlobType, data: Uint8Array): Promise<string> {
     const id = this.repo.blobId(data);
@@ -158,12 +152,13 @@ export class BackupSession {
     return id;
   }
 
-  private async addBlobWithId(id: string, type: BlobType, data: Uint8Array): Promise<void> {
+  has(id: string): boolean {
+    return this.sessionBlobs.has(id);
+  }
+
+  async addBlobWithId(id: string, type: BlobType, data: Uint8Array): Promise<void> {
     if (this.sessionBlobs.has(id)) return;
-    if (this.repo.index.has(id)) {
-      this.reusedBlobs.add(id);
-      return;
-    }
+    if (this.repo.index.has(id)) return;
     if (this.pack && this.pack.plaintextBytes > 0 && this.pack.plaintextBytes + data.length > this.repo.config.packSize) {
       await this.flushPack();
     }
@@ -233,31 +228,6 @@ export class BackupSession {
     }
   }
 
-  /**
-   * A reused blob whose pack garbage collection condemned after this backup
-   * loaded the index must be stored again, or the snapshot would reference
-   * data that is about to be deleted. The pack still exists (the sweep waits
-   * for this backup's lease), so its blobs are copied into a new pack.
-   */
-  async resurrectCondemned(): Promise<number> {
-    const before = new Set(this.repo.condemnedPacks);
-    await this.repo.loadIndex();
-    const newlyCondemned = [...this.repo.condemnedPacks].filter((p) => !before.has(p));
-    if (newlyCondemned.length === 0) return 0;
-    const condemned = new Set(newlyCondemned);
-    let n = 0;
-    for (const id of this.reusedBlobs) {
-      const loc = this.repo.index.lookup(id);
-      if (loc && !condemned.has(loc.packId)) continue;
-      // Not in the index any more: it was in a condemned pack. Read it from that pack.
-      const { type, data } = await this.repo.readCondemnedBlob(id);
-      this.reusedBlobs.delete(id);
-      await this.addBlobWithId(id, type, data);
-      n++;
-    }
-    return n;
-  }
-
   async finish(): Promise<void> {
     await this.flushPack();
     await this.uploader.close();
@@ -268,8 +238,239 @@ export class BackupSession {
   }
 }
 
+/** What a backup needs to carry between processes: ids and times only. */
+export interface BackupPlan {
+  backupId: string;
+  startedAt: string;
+  parentId: string | null;
+  asset: AssetRef;
+  labels: Record<string, string>;
+}
+
+export interface BatchStats {
+  files: number;
+  dirs: number;
+  symlinks: number;
+  totalBytes: number;
+  readBytes: number;
+  newBytes: number;
+  newBlobs: number;
+  uploadedBytes: number;
+}
+
+export interface BatchResult {
+  /** tree blob ids of this batch's entries, in order */
+  tree: string[];
+  stats: BatchStats;
+}
+
+export const emptyBatchStats = (): BatchStats => ({ files: 0, dirs: 0, symlinks: 0, totalBytes: 0, readBytes: 0, newBytes: 0, newBlobs: 0, uploadedBytes: 0 });
+
+export function addBatchStats(a: BatchStats, b: BatchStats): BatchStats {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof BatchStats>) out[k] += b[k];
+  return out;
+}
+
+/**
+ * Starts a backup: picks the parent snapshot and takes the backup's lease,
+ * which keeps garbage collection from deleting packs the backup may reuse.
+ */
+export async function beginBackup(
+  repo: Repository,
+  opts: { asset: AssetRef; labels?: Record<string, string>; parent?: string | null; backupId?: string },
+): Promise<{ plan: BackupPlan; lease: Lease }> {
+  const parentId = opts.parent === undefined ? await latestSnapshotOf(repo, opts.asset.name) : opts.parent;
+  const lease = await Lease.acquire(repo.store, `backup of ${opts.asset.name}`, { id: opts.backupId });
+  return {
+    plan: { backupId: lease.record.id, startedAt: lease.record.startedAt, parentId, asset: { ...opts.asset }, labels: opts.labels ?? {} },
+    lease,
+  };
+}
+
+/** Files of the parent snapshot by path, to skip re-reading unchanged files. */
+export async function loadParentFiles(repo: Repository, parentId: string | null): Promise<Map<string, FileEntry>> {
+  const files = new Map<string, FileEntry>();
+  if (!parentId) return files;
+  for (const e of await repo.loadTree(await repo.loadSnapshot(parentId))) if (e.type === 'file') files.set(e.path, e);
+  return files;
+}
+
+/** Sizes from lstat, so progress can show an ETA before reading starts. */
+export async function sizeItems(items: WalkItem[]): Promise<{ files: number; bytes: number }> {
+  let files = 0;
+  let bytes = 0;
+  for (const it of items) {
+    if (it.kind !== 'file') continue;
+    it.size = (await lstat(it.abs)).size;
+    files++;
+    bytes += it.size;
+  }
+  return { files, bytes };
+}
+
+export interface BatchOptions {
+  items: WalkItem[];
+  parentFiles: Map<string, FileEntry>;
+  uploadConcurrency?: number;
+  packsPerIndex?: number;
+  changedFileRetries?: number;
+  signal?: AbortSignal;
+  /** called with byte and file deltas as work is done */
+  onWork?: (w: { bytes: number; files: number; uploaded: number }) => void;
+  hooks?: BackupOptions['hooks'];
+}
+
+/**
+ * Backs up a slice of an asset's entries: stores new chunks and the slice's
+ * tree blob(s), and returns only ids and counts. Every pack and index it wrote
+ * is durable when it returns, so a later process can commit.
+ */
+export async function backupBatch(repo: Repository, opts: BatchOptions): Promise<BatchResult> {
+  const session = new BackupSession(repo, {
+    uploadConcurrency: opts.uploadConcurrency ?? 4,
+    packsPerIndex: opts.packsPerIndex ?? 1,
+    onUploaded: (n) => opts.onWork?.({ bytes: 0, files: 0, uploaded: n }),
+    afterPack: opts.hooks?.afterPack,
+  });
+  const entries: TreeEntry[] = [];
+  const stats = emptyBatchStats();
+  for (const it of opts.items) {
+    opts.signal?.throwIfAborted();
+    let st;
+    try {
+      st = await lstat(it.abs, { bigint: true });
+    } catch (err) {
+      throw new InputError(`cannot read ${it.abs}: ${(err as NodeJS.ErrnoException).code ?? String(err)} (it was removed during the backup?)`, { cause: err });
+    }
+    if (it.kind === 'dir') {
+      entries.push({ type: 'dir', path: it.rel, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs.toString() });
+      stats.dirs++;
+      continue;
+    }
+    if (it.kind === 'symlink') {
+      entries.push({ type: 'symlink', path: it.rel, target: await readlink(it.abs), mtimeNs: st.mtimeNs.toString() });
+      stats.symlinks++;
+      continue;
+    }
+    const prev = opts.parentFiles.get(it.rel);
+    let entry: FileEntry;
+    if (
+      prev &&
+      prev.size === Number(st.size) &&
+      prev.mtimeNs === st.mtimeNs.toString() &&
+      prev.ctimeNs === st.ctimeNs.toString() &&
+      prev.inode === st.ino.toString() &&
+      prev.chunks.every((c) => repo.index.has(c))
+    ) {
+      entry = { ...prev, mode: Number(st.mode) & 0o7777 };
+      opts.onWork?.({ bytes: prev.size, files: 0, uploaded: 0 });
+    } else {
+      entry = await storeFileWithRetries(session, it, opts, (n) => {
+        stats.readBytes += n;
+        opts.onWork?.({ bytes: n, files: 0, uploaded: 0 });
+      });
+    }
+    entries.push(entry);
+    stats.files++;
+    stats.totalBytes += entry.size;
+    opts.onWork?.({ bytes: 0, files: 1, uploaded: 0 });
+  }
+  const tree: string[] = [];
+  for (let i = 0; i < entries.length; i += TREE_BLOB_ENTRIES) {
+    tree.push(await session.addBlob('tree', encodeTreeBlob(entries.slice(i, i + TREE_BLOB_ENTRIES))));
+  }
+  await opts.hooks?.afterRead?.();
+  await session.finish();
+  stats.newBytes = session.newBytes;
+  stats.newBlobs = session.newBlobs;
+  stats.uploadedBytes = session.uploadedBytes;
+  return { tree, stats };
+}
+
+/**
+ * Commits a backup: makes sure every blob the snapshot references is stored
+ * in a live pack (copying blobs out of packs that garbage collection condemned
+ * meanwhile), that those packs exist, that the lease is held, and then writes
+ * the signed manifest — the commit point.
+ */
+export async function commitBackup(
+  repo: Repository,
+  plan: BackupPlan,
+  lease: Lease,
+  opts: { tree: string[]; stats: BatchStats; durationMs: number; hooks?: BackupOptions['hooks'] },
+): Promise<BackupResult> {
+  // Every snapshot has at least one tree blob, even an empty asset.
+  const session = new BackupSession(repo, { uploadConcurrency: 2, packsPerIndex: 1 });
+  const tree = opts.tree.length > 0 ? opts.tree : [await session.addBlob('tree', encodeTreeBlob([]))];
+  await ensureReferencedLive(repo, session, tree);
+  await opts.hooks?.beforeCommit?.();
+  lease.assertHeld();
+  const body: ManifestBody = {
+    format: 'lifeline-snapshot',
+    version: 1,
+    repositoryId: repo.id,
+    asset: { ...plan.asset },
+    labels: plan.labels,
+    startedAt: plan.startedAt,
+    time: new Date().toISOString(),
+    hostname: hostname(),
+    parent: plan.parentId,
+    tree,
+    stats: {
+      files: opts.stats.files,
+      dirs: opts.stats.dirs,
+      symlinks: opts.stats.symlinks,
+      totalBytes: opts.stats.totalBytes,
+      readBytes: opts.stats.readBytes,
+      newBytes: opts.stats.newBytes + session.newBytes,
+      newBlobs: opts.stats.newBlobs + session.newBlobs,
+      uploadedBytes: opts.stats.uploadedBytes + session.uploadedBytes,
+      durationMs: Math.round(opts.durationMs),
+    },
+  };
+  const snapshotId = await repo.commitSnapshot(body);
+  await lease.release();
+  return { snapshotId, stats: body.stats, parent: body.parent, skipped: [] };
+}
+
+/** See commitBackup. Reads the tree blobs to learn every referenced chunk. */
+async function ensureReferencedLive(repo: Repository, session: BackupSession, tree: string[]): Promise<void> {
+  await repo.loadIndex();
+  const packs = new Set<string>();
+  const resolve = async (blobId: string): Promise<Buffer | undefined> => {
+    const loc = repo.index.lookup(blobId);
+    if (loc) {
+      packs.add(loc.packId);
+      return undefined;
+    }
+    const { type, data } = await repo.readCondemnedBlob(blobId);
+    await session.addBlobWithId(blobId, type, data);
+    return data;
+  };
+  for (const treeId of tree) {
+    const copied = await resolve(treeId);
+    const data = copied ?? (await repo.readBlob(treeId));
+    for (const e of decodeTreeBlob(data, `tree blob ${treeId}`)) {
+      if (e.type === 'file') for (const c of e.chunks) if (!session.has(c)) await resolve(c);
+    }
+  }
+  await session.finish();
+  const limit = pLimit(16);
+  const missing: string[] = [];
+  await Promise.all([...packs].map((p) => limit(async () => {
+    if (!(await repo.store.head(keys.pack(p)))) missing.push(p);
+  })));
+  if (missing.length > 0) {
+    throw new RepositoryStateError(
+      `${missing.length} pack(s) this backup reuses were deleted while it ran (e.g. ${missing[0]}; its lease lapsed?); not committing — run the backup again`,
+      false,
+    );
+  }
+}
+
+/** Backs up a whole asset in one process: scan, read, commit. */
 export async function backup(repo: Repository, opts: BackupOptions): Promise<BackupResult> {
-  const startedAt = new Date();
   const t0 = performance.now();
   const skipped: BackupResult['skipped'] = [];
   const progress: BackupProgress = { phase: 'scanning', filesDone: 0, filesTotal: 0, bytesDone: 0, bytesTotal: 0, bytesUploaded: 0, newBytes: 0 };
@@ -283,116 +484,35 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
   };
 
   const items = await walkAsset(opts.root, skipped);
-  // Sizes come from lstat so progress can show an ETA before reading starts.
-  for (const it of items) {
-    if (it.kind === 'file') {
-      it.size = (await lstat(it.abs)).size;
-      progress.bytesTotal += it.size;
-      progress.filesTotal++;
-    }
-  }
+  const sized = await sizeItems(items);
+  progress.filesTotal = sized.files;
+  progress.bytesTotal = sized.bytes;
   emit(true);
 
-  const parentId = opts.parent === undefined ? await latestSnapshotOf(repo, opts.asset.name) : opts.parent;
-  const parentFiles = new Map<string, FileEntry>();
-  if (parentId) {
-    const parent = await repo.loadSnapshot(parentId);
-    for (const e of await repo.loadTree(parent)) if (e.type === 'file') parentFiles.set(e.path, e);
-  }
-
-  const lease = await Lease.acquire(repo.store, `backup of ${opts.asset.name}`);
+  const { plan, lease } = await beginBackup(repo, opts);
   try {
-    const session = new BackupSession(repo, {
-      uploadConcurrency: opts.uploadConcurrency ?? 4,
-      packsPerIndex: opts.packsPerIndex ?? 8,
-      onUploaded: (n) => {
-        progress.bytesUploaded += n;
+    const parentFiles = await loadParentFiles(repo, plan.parentId);
+    progress.phase = 'reading';
+    const batch = await backupBatch(repo, {
+      items,
+      parentFiles,
+      uploadConcurrency: opts.uploadConcurrency,
+      packsPerIndex: opts.packsPerIndex,
+      changedFileRetries: opts.changedFileRetries,
+      signal: opts.signal,
+      hooks: opts.hooks,
+      onWork: (w) => {
+        progress.bytesDone += w.bytes;
+        progress.filesDone += w.files;
+        progress.bytesUploaded += w.uploaded;
         emit();
       },
-      afterPack: opts.hooks?.afterPack,
     });
-    progress.phase = 'reading';
-    const entries: TreeEntry[] = [];
-    const stats = { files: 0, dirs: 0, symlinks: 0, totalBytes: 0, readBytes: 0 };
-    for (const it of items) {
-      opts.signal?.throwIfAborted();
-      const st = await lstat(it.abs, { bigint: true });
-      if (it.kind === 'dir') {
-        entries.push({ type: 'dir', path: it.rel, mode: Number(st.mode) & 0o7777, mtimeNs: st.mtimeNs.toString() });
-        stats.dirs++;
-      } else if (it.kind === 'symlink') {
-        entries.push({ type: 'symlink', path: it.rel, target: await readlink(it.abs), mtimeNs: st.mtimeNs.toString() });
-        stats.symlinks++;
-      } else {
-        const prev = parentFiles.get(it.rel);
-        let entry: FileEntry | undefined;
-        if (
-          prev &&
-          prev.size === Number(st.size) &&
-          prev.mtimeNs === st.mtimeNs.toString() &&
-          prev.ctimeNs === st.ctimeNs.toString() &&
-          prev.inode === st.ino.toString() &&
-          prev.chunks.every((c) => repo.index.has(c))
-        ) {
-          entry = { ...prev, mode: Number(st.mode) & 0o7777 };
-          session.markReused(prev.chunks);
-          progress.bytesDone += prev.size;
-        } else {
-          entry = await storeFileWithRetries(session, it, opts, (n) => {
-            progress.bytesDone += n;
-            stats.readBytes += n;
-            progress.newBytes = session.newBytes;
-            emit();
-          });
-        }
-        entries.push(entry);
-        stats.files++;
-        stats.totalBytes += entry.size;
-        progress.filesDone++;
-        emit();
-      }
-    }
-
-    // An empty asset still gets one (empty) tree blob, so every snapshot has a tree.
-    const tree: string[] = [];
-    let i = 0;
-    do {
-      tree.push(await session.addBlob('tree', encodeTreeBlob(entries.slice(i, i + TREE_BLOB_ENTRIES))));
-      i += TREE_BLOB_ENTRIES;
-    } while (i < entries.length);
-
-    progress.phase = 'uploading';
-    emit(true);
-    await opts.hooks?.afterRead?.();
-    await session.resurrectCondemned();
-    await session.finish();
-
     progress.phase = 'committing';
     emit(true);
-    await opts.hooks?.beforeCommit?.();
-    lease.assertHeld();
-    const body: ManifestBody = {
-      format: 'lifeline-snapshot',
-      version: 1,
-      repositoryId: repo.id,
-      asset: { ...opts.asset },
-      labels: opts.labels ?? {},
-      startedAt: startedAt.toISOString(),
-      time: new Date().toISOString(),
-      hostname: hostname(),
-      parent: parentId ?? null,
-      tree,
-      stats: {
-        ...stats,
-        newBytes: session.newBytes,
-        newBlobs: session.newBlobs,
-        uploadedBytes: session.uploadedBytes,
-        durationMs: Math.round(performance.now() - t0),
-      },
-    };
-    const snapshotId = await repo.commitSnapshot(body);
+    const result = await commitBackup(repo, plan, lease, { tree: batch.tree, stats: batch.stats, durationMs: performance.now() - t0, hooks: opts.hooks });
     emit(true);
-    return { snapshotId, stats: body.stats, parent: body.parent, skipped };
+    return { ...result, skipped };
   } finally {
     await lease.release();
   }
@@ -401,7 +521,7 @@ export async function backup(repo: Repository, opts: BackupOptions): Promise<Bac
 async function storeFileWithRetries(
   session: BackupSession,
   it: WalkItem,
-  opts: BackupOptions,
+  opts: { changedFileRetries?: number; signal?: AbortSignal },
   onBytes: (n: number) => void,
 ): Promise<FileEntry> {
   const retries = opts.changedFileRetries ?? 2;

@@ -35,26 +35,60 @@ export class Lease {
     private readonly ttlMs: number,
   ) {}
 
-  static async acquire(store: ObjectStore, purpose: string, ttlMs = LEASE_TTL_MS): Promise<Lease> {
+  /** Takes a new lease; `id` lets a backup that spans several processes name it after itself. */
+  static async acquire(store: ObjectStore, purpose: string, opts: { ttlMs?: number; id?: string } = {}): Promise<Lease> {
     const now = new Date().toISOString();
     const record: LeaseRecord = {
       format: 'lifeline-lease',
-      id: randomBytes(8).toString('hex'),
+      id: opts.id ?? randomBytes(8).toString('hex'),
       purpose,
       host: hostname(),
       pid: process.pid,
       startedAt: now,
       refreshedAt: now,
     };
-    const lease = new Lease(store, record, ttlMs);
+    const lease = new Lease(store, record, opts.ttlMs ?? LEASE_TTL_MS);
     await lease.write();
-    lease.timer = setInterval(() => {
-      lease.refresh().catch((err: unknown) => {
-        lease.refreshError = err;
-      });
-    }, Math.max(1000, Math.floor(ttlMs / 3)));
-    lease.timer.unref();
+    lease.startTimer();
     return lease;
+  }
+
+  /**
+   * Continues a lease taken by an earlier process of the same backup, keeping
+   * its start time (garbage collection compares tombstones with it).
+   */
+  static async resume(store: ObjectStore, id: string, opts: { ttlMs?: number } = {}): Promise<Lease> {
+    let record: LeaseRecord;
+    try {
+      record = LeaseSchema.parse(JSON.parse((await store.get(`locks/${id}`)).toString('utf8')));
+    } catch (err) {
+      if (err instanceof ObjectNotFoundError) {
+        throw new RepositoryStateError(`backup lease ${id} no longer exists (the backup was abandoned or took too long); run the backup again`, true);
+      }
+      throw err;
+    }
+    const ttlMs = opts.ttlMs ?? LEASE_TTL_MS;
+    if (Date.now() - Date.parse(record.refreshedAt) > ttlMs) {
+      throw new RepositoryStateError(`backup lease ${id} lapsed at ${record.refreshedAt}; run the backup again`, true);
+    }
+    const lease = new Lease(store, { ...record, host: hostname(), pid: process.pid }, ttlMs);
+    await lease.refresh();
+    lease.startTimer();
+    return lease;
+  }
+
+  private startTimer(): void {
+    this.timer = setInterval(() => {
+      this.refresh().catch((err: unknown) => {
+        this.refreshError = err;
+      });
+    }, Math.max(1000, Math.floor(this.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  /** Stops refreshing without releasing: the next process of the same backup resumes the lease. */
+  detach(): void {
+    if (this.timer) clearInterval(this.timer);
   }
 
   get startedAt(): Date {

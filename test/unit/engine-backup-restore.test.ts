@@ -3,7 +3,8 @@ import { open, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryObjectStore } from '../../engine/backend/memory';
-import { backup } from '../../engine/archiver';
+import { addBatchStats, backup, backupBatch, beginBackup, commitBackup, emptyBatchStats, loadParentFiles, sizeItems, walkAsset } from '../../engine/archiver';
+import { Lease } from '../../engine/leases';
 import { checkSnapshots } from '../../engine/checker';
 import { AgeNoIdentityMatchError } from '../../engine/crypto/errors';
 import { Repository } from '../../engine/repository';
@@ -131,5 +132,41 @@ describe('backup and restore (engine, in-memory store)', () => {
     const deep = await checkSnapshots(repo, { snapshotIds: [snapshotId], mode: 'deep' });
     expect(deep.snapshots).toEqual([{ id: snapshotId, ok: false }]);
     expect(deep.problems.some((p) => p.path === 'weights/model.safetensors' && p.object === packKey)).toBe(true);
+  });
+
+  it('a backup split into batches across "processes" commits one snapshot equal to the asset', async () => {
+    const { repo, keys } = await makeRepository(store);
+    const src = await dir('src');
+    await makeAsset(src, { smallFiles: 30 });
+    const items = await walkAsset(src, []);
+    await sizeItems(items);
+    const { plan, lease } = await beginBackup(repo, { asset, labels: { step: '7' } });
+    lease.detach();
+    let tree: string[] = [];
+    let stats = emptyBatchStats();
+    for (const slice of [items.slice(0, 20), items.slice(20)]) {
+      // Each batch opens the repository afresh, like a retried or rescheduled activity.
+      const r = await Repository.open(store, { identities: keys.identities, signingKey: keys.signingKey });
+      const l = await Lease.resume(store, plan.backupId);
+      const b = await backupBatch(r, { items: slice, parentFiles: await loadParentFiles(r, plan.parentId) });
+      l.detach();
+      tree = tree.concat(b.tree);
+      stats = addBatchStats(stats, b.stats);
+    }
+    const r = await Repository.open(store, { identities: keys.identities, signingKey: keys.signingKey });
+    const res = await commitBackup(r, plan, await Lease.resume(store, plan.backupId), { tree, stats, durationMs: 1 });
+    expect(tree.length).toBe(2);
+    expect(res.stats.files).toBe(35);
+    expect(store.keys().filter((k) => k.startsWith('locks/'))).toEqual([]);
+    const dst = await dir('dst');
+    await restore(r, res.snapshotId, { target: dst });
+    expect(await describeTree(dst)).toEqual(await describeTree(src));
+  });
+
+  it('refuses to resume a lapsed lease, so a stalled backup cannot commit', async () => {
+    const { repo } = await makeRepository(store);
+    const { plan, lease } = await beginBackup(repo, { asset });
+    lease.detach();
+    await expect(Lease.resume(store, plan.backupId, { ttlMs: -1 })).rejects.toThrow(/lapsed/);
   });
 });
