@@ -60,7 +60,7 @@ export interface ConfigSource {
 export type LoadedConfig = LifelineConfig & { readonly source: ConfigSource };
 
 export interface LoadOptions {
-  /** Explicit config path (`--config`); otherwise LIFELINE_CONFIG, then config/lifeline.yaml if present. */
+  /** Explicit config path (`--config`, relative to the current directory); otherwise LIFELINE_CONFIG, then <root>/config/lifeline.yaml if present. */
   configPath?: string;
   env?: NodeJS.ProcessEnv;
   root?: string;
@@ -72,8 +72,9 @@ export interface LoadOptions {
 export function configFilePath(opts: Pick<LoadOptions, 'configPath' | 'env' | 'root'> = {}): { file: string | null; explicit: boolean } {
   const env = opts.env ?? process.env;
   const root = opts.root ?? LIFELINE_ROOT;
+  // --config / LIFELINE_CONFIG are what a person typed: relative to the current directory.
   const given = opts.configPath ?? env.LIFELINE_CONFIG;
-  if (given) return { file: resolveFromRoot(given, root), explicit: true };
+  if (given) return { file: resolveFromRoot(given, process.cwd()), explicit: true };
   const def = resolveFromRoot(DEFAULT_CONFIG_PATH, root);
   return { file: existsSync(def) ? def : null, explicit: false };
 }

@@ -60,7 +60,7 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
   const destination = opts.destination ?? process.stderr;
   const format = opts.format ?? 'auto';
   const usePretty = format === 'pretty' || (format === 'auto' && isTTY(destination));
-  const stream: DestinationStream = usePretty
+  const target: DestinationStream = usePretty
     ? pretty({
         destination: destination as NodeJS.WritableStream,
         colorize: isTTY(destination),
@@ -69,6 +69,9 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
         sync: true,
       })
     : (destination as DestinationStream);
+  // Last line of defence: every serialized line is scrubbed once more, which
+  // also covers child-logger bindings (pino serializes those without formatters).
+  const stream: DestinationStream = { write: (line: string) => target.write(scrubString(line)) };
 
   return pino(
     {

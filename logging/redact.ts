@@ -30,9 +30,9 @@ const PATTERNS: RegExp[] = [
   /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g,
   // HTTP authorization values (AWS SigV4 "Credential=…, Signature=…", Bearer/Basic tokens)
   /\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=-]{8,}/g,
-  /\bSignature=[0-9a-f]{16,}/g,
   /\bX-Amz-Signature=[0-9a-f]{16,}/gi,
   /\bX-Amz-Credential=[^&\s"]+/gi,
+  /\bSignature=[0-9a-f]{16,}/g,
 ];
 
 /** Replace every known secret value and secret-looking token in a string. */
