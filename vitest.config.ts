@@ -6,6 +6,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 300_000,
+    // Lifeline targets Node 20; the AWS SDK's notice about its future Node 22 floor is noise in test output.
+    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
     projects: [
       {
         // Pure tests: no services, no Go tools (`vitest run test/unit` starts nothing).

@@ -168,6 +168,11 @@ async function withStackLock<T>(layout: StackLayout, fn: () => Promise<T>, log: 
   }
 }
 
+const ORDER: ServiceName[] = ['temporal', 'minio'];
+function byService<T extends { service: ServiceName }>(xs: T[]): T[] {
+  return [...xs].sort((a, b) => ORDER.indexOf(a.service) - ORDER.indexOf(b.service));
+}
+
 /** The record of a service we started that is still running, or null (stale records are removed). */
 export function runningRecord(file: string): ServiceRecord | null {
   const rec = readRecord(file);
@@ -190,7 +195,7 @@ export async function up(s: StackSettings, opts: UpOptions = {}): Promise<UpResu
   if (!s.temporal.enabled) results.push({ service: 'temporal', state: 'external', ms: 0 });
   if (!s.minio.enabled) results.push({ service: 'minio', state: 'external', ms: 0 });
   const todo = specs(s, layout);
-  if (todo.length === 0) return results;
+  if (todo.length === 0) return byService(results);
 
   mkdirSync(s.dataDir, { recursive: true });
   return withStackLock(
@@ -265,7 +270,7 @@ export async function up(s: StackSettings, opts: UpOptions = {}): Promise<UpResu
         log(`${spec.label}: healthy at ${spec.address} (pid ${pid}, ${((Date.now() - t0) / 1000).toFixed(1)} s)`);
         results.push({ service: spec.name, state: 'started', address: spec.address, pid, ms: Date.now() - t0 });
       }
-      return results;
+      return byService(results);
     },
     log,
   );
