@@ -50,7 +50,7 @@ export function scrubString(s: string): string {
 
 /** Keys whose values are secret whatever they hold. */
 export const SECRET_KEY_PATTERN =
-  /^(secretAccessKey|secretKey|secret|password|passphrase|rootPassword|accessKeyId|accessKey|credentials?|authorization|proxy-authorization|x-amz-security-token|sessionToken|token|identities|ageIdentity|ageIdentities|privateKey|signingKey|signingKeys|apiKey|cookie)$/i;
+  /^(secretAccessKey|secretKey|secret|password|passphrase|rootPassword|accessKeyId|accessKey|credentials?|authorization|proxy-authorization|x-amz-security-token|sessionToken|token|taskToken|identities|ageIdentity|ageIdentities|privateKey|signingKey|signingKeys|apiKey|cookie)$/i;
 
 /**
  * Deep copy of a value with secret-named keys redacted and every string

@@ -20,7 +20,11 @@ export class PinoTemporalLogger implements TemporalLogger {
   constructor(private readonly logger: Logger) {}
 
   log(level: TemporalLevel, message: string, meta?: LogMetadata): void {
-    const fn = LEVELS[level] ?? 'info';
+    let fn = LEVELS[level] ?? 'info';
+    // The SDK's own lifecycle chatter (bundling, worker state, core) is debug detail for Lifeline;
+    // workflow and activity logs keep their level.
+    const component = meta?.sdkComponent;
+    if (fn === 'info' && (component === 'worker' || component === 'core')) fn = 'debug';
     if (!this.logger.isLevelEnabled(fn)) return;
     const fields: Record<string, unknown> = {};
     if (meta) {
