@@ -21,6 +21,7 @@
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
 import { PassThrough, type Readable } from 'node:stream';
+import { inspect } from 'node:util';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -391,6 +392,15 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** Loggable form (the client holds credentials and is circular). */
+  toJSON(): { type: 'S3ObjectStore'; location: string; endpoint: string } {
+    return { type: 'S3ObjectStore', location: this.location, endpoint: this.endpointLabel };
+  }
+
+  [inspect.custom](): string {
+    return `S3ObjectStore { ${this.location} at ${this.endpointLabel} }`;
+  }
+
   /** Full object key in the bucket. */
   objectKey(key: string): string {
     if (typeof key !== 'string' || key.length === 0 || key.startsWith('/')) {
@@ -485,7 +495,7 @@ export class S3ObjectStore implements ObjectStore {
     if (!body) throw new S3StorageError(`empty response reading ${this.url(key)}`, key, false, undefined, undefined);
     // Errors while streaming (connection lost, checksum mismatch at the end) become StorageErrors.
     const out = new PassThrough({ highWaterMark: 1024 * 1024 });
-    body.on('error', (err) => out.destroy(this.toStorageError(err, { op: 'read', key })));
+    body.on('error', (err) => out.destroy(signal?.aborted ? signal.reason : this.toStorageError(err, { op: 'read', key })));
     out.on('close', () => {
       if (!body.destroyed && !out.readableEnded) body.destroy();
     });

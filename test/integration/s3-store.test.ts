@@ -144,6 +144,22 @@ describe('S3ObjectStore on MinIO', () => {
     expect(await store.head('empty')).toMatchObject({ size: 0, sha256: sha(new Uint8Array(0)) });
   });
 
+  it('getStream stops with the abort reason when its signal fires mid-stream', async () => {
+    const store = new S3ObjectStore({ ...base, prefix: 'stream-abort' });
+    await store.put('big', randomBytes(24 * MiB));
+    const ac = new AbortController();
+    const stream = await store.getStream('big', ac.signal);
+    let got = 0;
+    const err = await (async () => {
+      for await (const c of stream) {
+        got += (c as Buffer).length;
+        if (got > MiB) ac.abort(new Error('user cancelled'));
+      }
+    })().catch((e: unknown) => e);
+    expect((err as Error).message).toBe('user cancelled');
+    expect(got).toBeLessThan(24 * MiB);
+  });
+
   it('sends our SHA-256 with every upload and asks for checksums on reads', async () => {
     const store = new S3ObjectStore({ ...base, prefix: 'checksum-headers' });
     const { seen } = instrument(store);
@@ -386,6 +402,10 @@ describe('S3ObjectStore on MinIO', () => {
         expect(e.cause).toBeInstanceOf(Error);
       }
       expect(seen.length).toBeLessThanOrEqual(6); // one request each (+ one diagnosing GET for the body-less HEAD)
+      // The store itself prints and serializes without credentials.
+      const shown = inspect(store, { depth: 20 }) + JSON.stringify(store);
+      expect(shown).toContain(`s3://${bucket}/tenants/acme`);
+      expect(shown).not.toContain(wrongSecret);
     });
 
     it('unknown access key', async () => {
