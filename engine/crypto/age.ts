@@ -779,7 +779,12 @@ export class AgePayloadReader {
       const chunkStart = i * CHUNK;
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + plen) - chunkStart;
-      if (first === last) return pt.subarray(from, to);
+      if (first === last) {
+        // One chunk: hand out the decrypted buffer itself, or a copy when the
+        // slice is small, so a cached small blob does not pin a 64 KiB chunk.
+        if (from === 0 && to === pt.length) return pt;
+        return (to - from) * 2 < pt.length ? Buffer.from(pt.subarray(from, to)) : pt.subarray(from, to);
+      }
       out ??= Buffer.allocUnsafe(length);
       pt.copy(out, outPos, from, to);
       outPos += to - from;

@@ -131,6 +131,16 @@ describe('AgePayloadReader random access', () => {
     expect(reader.decryptRange(file.subarray(start), C + 3, 10, plain.length)).toEqual(plain.subarray(C + 3, C + 13));
   });
 
+  it('a small range does not pin its whole 64 KiB chunk in memory', async () => {
+    const plain = pseudoRandomBytes(3 * C, 7);
+    const file = await sealBytes(plain, [x.recipient]);
+    const reader = await AgePayloadReader.open(file, ids);
+    const { start, end } = reader.cipherRangeFor(C + 100, 200, plain.length);
+    const got = reader.decryptRange(file.subarray(start, end), C + 100, 200, plain.length);
+    expect(got).toEqual(plain.subarray(C + 100, C + 300));
+    expect(got.buffer.byteLength).toBeLessThan(C);
+  });
+
   it('open() asks for more bytes when given less than header + nonce', async () => {
     const file = await sealBytes(Buffer.from('hello'), [x.recipient]);
     const hl = parseAgeHeaderLength(file);
