@@ -44,7 +44,8 @@ describe('break-glass recovery with age, mc and Unix tools (FORMAT.md)', () => {
     const script = breakGlassScript(await readFile(new URL('../../FORMAT.md', import.meta.url), 'utf8'));
     const endpoint = new URL(s3.endpoint);
     const mc = await ensureTool('mc');
-    const { stdout } = await run('bash', ['-euo', 'pipefail', '-c', script], {
+    // `set -euo pipefail` inside the script, not as flags: bash may read /etc/bash.bashrc first when stdin is a socket.
+    const { stdout } = await run('bash', ['-c', `set -euo pipefail\n${script}`], {
       cwd: work,
       env: {
         PATH: `${join(mc, '..')}:${process.env.PATH}`,
@@ -58,6 +59,9 @@ describe('break-glass recovery with age, mc and Unix tools (FORMAT.md)', () => {
         MC_CONFIG_DIR: join(work, '.mc'),
       },
       maxBuffer: 64 * 1024 * 1024,
+    }).catch((err: { stderr?: string; code?: number }) => {
+      // The script's own error output says which documented step failed.
+      throw new Error(`break-glass script failed (exit ${err.code}): ${err.stderr ?? ''}`);
     });
     expect(stdout).toContain(`${snapshotId} {`);
     expect(stdout).toContain('"asset":"llama"');
