@@ -19,7 +19,7 @@ import {
   sealBytes,
   unwrapFileKey,
 } from '../../engine/crypto/age';
-import { age, makeIdentityFile, makeTempDir, pseudoRandomBytes, requireAgeCli, rng } from './crypto-helpers';
+import { age, makeIdentityFile, makeTempDir, pseudoRandomBytes, rng } from './crypto-helpers';
 
 const C = AGE_CHUNK_SIZE;
 
@@ -29,7 +29,6 @@ let pq: { path: string; identity: string; recipient: string };
 let ids: AgeIdentities;
 
 beforeAll(async () => {
-  requireAgeCli();
   tmp = await makeTempDir();
   x = await makeIdentityFile(tmp.dir, 'x.txt', 'x25519');
   pq = await makeIdentityFile(tmp.dir, 'pq.txt', 'hybrid');

@@ -28,7 +28,7 @@ import {
   sealBytes,
   unwrapFileKey,
 } from '../../engine/crypto/age';
-import { age, makeIdentityFile, makeTempDir, pseudoRandomBytes, requireAgeCli } from './crypto-helpers';
+import { age, makeIdentityFile, makeTempDir, pseudoRandomBytes } from './crypto-helpers';
 
 const C = AGE_CHUNK_SIZE;
 const NO_MATCH = 'no identity matches this file: it was encrypted for other recipients (wrong tenant or revoked key?)';
@@ -44,7 +44,6 @@ let file: Buffer;
 let headerLength: number;
 
 beforeAll(async () => {
-  requireAgeCli();
   tmp = await makeTempDir();
   x = await makeIdentityFile(tmp.dir, 'x.txt', 'x25519');
   other = await makeIdentityFile(tmp.dir, 'other.txt', 'x25519');

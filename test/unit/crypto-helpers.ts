@@ -11,21 +11,32 @@ const execFileP = promisify(execFile);
 export const AGE_BIN = process.env.AGE_BIN ?? '/usr/bin/age';
 export const AGE_KEYGEN_BIN = process.env.AGE_KEYGEN_BIN ?? '/usr/bin/age-keygen';
 
-/** Throws (the test fails, it is never skipped) when the age CLI is missing. */
+let cliError: Error | null | undefined;
+
+/**
+ * Throws when the age CLI is missing, so every test that needs it FAILS (never
+ * skips) with a message pointing at the bootstrap. Checked once per worker.
+ */
 export function requireAgeCli(): void {
-  for (const bin of [AGE_BIN, AGE_KEYGEN_BIN]) {
-    const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-    if (r.error || r.status !== 0) {
-      throw new Error(
-        `the age CLI (${bin}) is required by the crypto interop tests but was not found or does not run: ` +
-          'run the project bootstrap (it installs the Debian "age" package: apt-get install -y age)',
-      );
+  if (cliError === undefined) {
+    cliError = null;
+    for (const bin of [AGE_BIN, AGE_KEYGEN_BIN]) {
+      const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
+      if (r.error || r.status !== 0) {
+        cliError = new Error(
+          `the age CLI (${bin}) is required by the crypto interop tests but was not found or does not run: ` +
+            'run the project bootstrap (it installs the Debian "age" package: apt-get install -y age)',
+        );
+        break;
+      }
     }
   }
+  if (cliError) throw cliError;
 }
 
 /** Run the age CLI; resolves stdout, rejects with stderr in the message. */
 export async function age(args: string[], maxBuffer = 256 << 20): Promise<Buffer> {
+  requireAgeCli();
   try {
     const { stdout } = await execFileP(AGE_BIN, args, { encoding: 'buffer', maxBuffer });
     return stdout;
@@ -36,6 +47,7 @@ export async function age(args: string[], maxBuffer = 256 << 20): Promise<Buffer
 }
 
 export async function ageKeygen(args: string[]): Promise<string> {
+  requireAgeCli();
   const { stdout } = await execFileP(AGE_KEYGEN_BIN, args, { encoding: 'utf8' });
   return stdout;
 }

@@ -17,12 +17,11 @@ import {
   openBytes,
 } from '../../engine/crypto/age';
 import { assertOwnerOnly, generateAgeIdentityFile, writeSecretFile } from '../../engine/crypto/key-files';
-import { age, makeTempDir, requireAgeCli } from './crypto-helpers';
+import { age, makeTempDir } from './crypto-helpers';
 
 let tmp: { dir: string; cleanup: () => Promise<void> };
 
 beforeAll(async () => {
-  requireAgeCli();
   tmp = await makeTempDir();
 });
 
