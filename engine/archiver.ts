@@ -135,7 +135,7 @@ export class BackupSession {
     private readonly opts: { uploadConcurrency: number; packsPerIndex: number; onUploaded?: (bytes: number) => void; afterPack?: (n: number) => Promise<void> | void },
   ) {
     this.uploader = new PackUploader(
-      { putPack: (id, body) => repo.putPack(id, body), putIndex: (packs) => repo.writeIndex(packs) },
+      { putPack: (id, body, sha256) => repo.putPack(id, body, sha256), putIndex: (packs) => repo.writeIndex(packs) },
       { concurrency: opts.uploadConcurrency, packsPerIndex: opts.packsPerIndex, onUploaded: opts.onUploaded },
     );
     this.chunker = new Chunker(repo.config.chunker, gearTable(repo.chunkerSeed));

@@ -40,7 +40,7 @@ export class PackWriter {
   }
 
   /** Seals the pack; the pack id is the SHA-256 of its ciphertext, so anyone can check it without keys. */
-  finish(): { id: string; body: Buffer; record: PackRecord } {
+  finish(): { id: string; body: Buffer; sha256: Buffer; record: PackRecord } {
     this.push(this.enc.finish());
     const digest = this.hash.digest();
     const id = digest.toString('hex');
@@ -48,6 +48,7 @@ export class PackWriter {
     return {
       id,
       body,
+      sha256: digest,
       record: {
         id,
         ciphertextBytes: body.length,
@@ -72,7 +73,7 @@ export class PackWriter {
 
 export interface PackSink {
   /** Stores one finished pack durably. */
-  putPack(id: string, body: Buffer): Promise<void>;
+  putPack(id: string, body: Buffer, sha256: Buffer): Promise<void>;
   /** Stores an index object listing packs that are already durable. */
   putIndex(packs: PackRecord[]): Promise<string>;
 }
@@ -95,14 +96,14 @@ export class PackUploader {
   }
 
   /** Queues a pack; waits while too many are already queued so memory stays bounded. */
-  async upload(pack: { id: string; body: Buffer; record: PackRecord }): Promise<void> {
+  async upload(pack: { id: string; body: Buffer; sha256: Buffer; record: PackRecord }): Promise<void> {
     this.throwIfFailed();
     while (this.inFlight.size >= this.opts.concurrency * 2) {
       await Promise.race(this.inFlight);
       this.throwIfFailed();
     }
     const p = this.limit(async () => {
-      await this.sink.putPack(pack.id, pack.body);
+      await this.sink.putPack(pack.id, pack.body, pack.sha256);
       this.uploadedBytes += pack.body.length;
       this.packsUploaded++;
       this.opts.onUploaded?.(pack.body.length);

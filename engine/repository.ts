@@ -197,8 +197,8 @@ export class Repository {
     return id;
   }
 
-  async putPack(id: string, body: Buffer): Promise<void> {
-    await this.store.put(keys.pack(id), body, { ifNoneMatch: true });
+  async putPack(id: string, body: Buffer, sha256?: Uint8Array): Promise<void> {
+    await this.store.put(keys.pack(id), body, { ifNoneMatch: true, sha256 });
   }
 
   // ---- blobs -------------------------------------------------------------

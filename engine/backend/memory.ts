@@ -108,7 +108,7 @@ export class MemoryObjectStore implements ObjectStore {
     checkKey(this.location, key);
     opts.signal?.throwIfAborted();
     await this.fault?.('put', key);
-    const sha256 = sha256b64(body);
+    const sha256 = opts.sha256 ? Buffer.from(opts.sha256).toString('base64') : sha256b64(body);
     this.commit(key, Buffer.from(body), sha256, opts);
     this.stats.puts++;
     this.stats.bytesPut += body.length;

@@ -32,6 +32,11 @@ export interface PutOptions {
   ifNoneMatch?: boolean;
   contentType?: string;
   signal?: AbortSignal;
+  /**
+   * SHA-256 of the body (raw 32 bytes) when the caller already computed it, so
+   * the body is not hashed twice. The store still sends it and the server checks it.
+   */
+  sha256?: Uint8Array;
 }
 
 export interface ProgressUpdate {

@@ -418,7 +418,7 @@ export class S3ObjectStore implements ObjectStore {
 
   async put(key: string, body: Uint8Array, opts: PutOptions = {}): Promise<{ sha256: string }> {
     const Key = this.objectKey(key);
-    const digest = sha256(body);
+    const digest = opts.sha256 ? Buffer.from(opts.sha256) : sha256(body);
     const checksum = digest.toString('base64');
     const ctx: CallContext = { op: 'write', key, signal: opts.signal };
     try {
