@@ -170,9 +170,9 @@ export class BackupSession {
   }
 
   private takePackWriter(): Promise<PackWriter> {
-    const p = this.nextPack ?? PackWriter.create(this.repo.recipients);
+    const p = this.nextPack ?? PackWriter.create(this.repo.recipients, this.repo.packBuffers);
     // Header creation (public-key wrapping) is slow in JS: prepare the next one meanwhile.
-    this.nextPack = PackWriter.create(this.repo.recipients);
+    this.nextPack = PackWriter.create(this.repo.recipients, this.repo.packBuffers);
     this.nextPack.catch(() => undefined);
     return p;
   }

@@ -18,6 +18,7 @@ import { ObjectNotFoundError } from './backend/object-store';
 import { AgeIdentities, AgePayloadReader, openBytes, sealBytes, unwrapFileKey } from './crypto/age';
 import type { SigningKey } from './crypto/signing';
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from './chunker';
+import { PackBufferPool } from './packer';
 import { InputError, IntegrityError, RepositoryStateError } from './errors';
 import { decodeIndex, encodeIndex, MasterIndex, type BlobLocation, type BlobType, type PackRecord } from './index';
 import { decodeManifest, encodeManifest, sha256Hex, type ManifestBody, type SignedManifest } from './manifest';
@@ -158,6 +159,16 @@ export class Repository {
 
   get id(): string {
     return this.config.id;
+  }
+
+  private packPool: PackBufferPool | undefined;
+
+  /** Pack buffers shared by every backup of this repository object. */
+  get packBuffers(): PackBufferPool {
+    // Room for the largest pack (packSize, or one max-size chunk), its tags and a generous header.
+    const plain = Math.max(this.config.packSize, this.config.chunker.maxSize);
+    this.packPool ??= new PackBufferPool(plain + 16 * (Math.ceil(plain / 65536) + 1) + 64 * 1024);
+    return this.packPool;
   }
 
   get chunkerSeed(): Buffer {
