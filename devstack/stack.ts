@@ -4,7 +4,7 @@
  * project data folder. Used by `lifeline up|down|status`, by `npm start`, and
  * by the test harness (on other ports and a temporary data folder).
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../config/errors';
@@ -306,13 +306,9 @@ export async function down(s: StackSettings, opts: { log?: (m: string) => void; 
     }
     return results;
   };
-  try {
-    return await withStackLock(layout, act, log);
-  } catch (e) {
-    // A data folder that never existed has nothing to stop.
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return all.map((a) => ({ service: a.name, state: a.enabled ? 'not-running' : 'external' }));
-    throw e;
-  }
+  // A data folder that does not exist has nothing to stop (and is not created by `down`).
+  if (!existsSync(s.dataDir)) return all.map((a) => ({ service: a.name, state: a.enabled ? 'not-running' : 'external' }));
+  return withStackLock(layout, act, log);
 }
 
 export interface EmbeddedServiceStatus {
