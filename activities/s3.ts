@@ -13,6 +13,11 @@ export function createS3Client(storage: ResolvedStorage): S3Client {
   });
 }
 
+/** The store refused the credentials for this bucket: retrying will not help. */
+export class StorageAccessDenied extends Error {
+  override readonly name = 'StorageAccessDenied';
+}
+
 function statusOf(e: unknown): number | undefined {
   return e instanceof S3ServiceException ? e.$metadata.httpStatusCode : (e as { $metadata?: { httpStatusCode?: number } })?.$metadata?.httpStatusCode;
 }
@@ -27,7 +32,9 @@ export async function ensureBucket(client: S3Client, bucket: string, opts: { obj
     await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: opts.signal });
     return 'exists';
   } catch (e) {
-    if (statusOf(e) !== 404) throw e;
+    const status = statusOf(e);
+    if (status === 403) throw new StorageAccessDenied(`access denied to bucket ${bucket} (check storage.credentials)`, { cause: e });
+    if (status !== 404) throw e;
   }
   try {
     await client.send(new CreateBucketCommand({ Bucket: bucket, ObjectLockEnabledForBucket: opts.objectLock || undefined }), {

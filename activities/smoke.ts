@@ -6,7 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
-import { ensureBucket } from './s3';
+import { StorageAccessDenied, ensureBucket } from './s3';
 
 export interface SmokeDeps {
   s3: S3Client;
@@ -43,7 +43,10 @@ export function createSmokeActivities(deps: SmokeDeps) {
         throw ApplicationFailure.nonRetryable(`sizeBytes must be 1…${MAX_SMOKE_BYTES}`, 'InvalidInput');
       }
       const signal = Context.current().cancellationSignal;
-      const created = await ensureBucket(deps.s3, deps.bucket, { signal });
+      const created = await ensureBucket(deps.s3, deps.bucket, { signal }).catch((e: unknown) => {
+        if (e instanceof StorageAccessDenied) throw ApplicationFailure.nonRetryable(e.message, 'StorageAccessDenied');
+        throw e;
+      });
       if (created === 'created') log.info('created bucket', { bucket: deps.bucket });
       const body = randomBytes(input.sizeBytes);
       const sha256 = createHash('sha256').update(body).digest();

@@ -215,7 +215,13 @@ export async function main(argv = process.argv): Promise<number> {
       if (debug && err.stack) process.stderr.write(scrubString(err.stack) + '\n');
       return 1;
     }
-    const msg = err?.message ? scrubString(err.message.split('\n')[0]!) : scrubString(String(e));
+    // Temporal wraps the interesting part (e.g. WorkflowFailedError → ActivityFailure → ApplicationFailure): show the chain.
+    const chain: string[] = [];
+    for (let c: unknown = e, i = 0; c && i < 5; c = (c as Error).cause, i++) {
+      const m = c instanceof Error ? c.message : String(c);
+      if (m && !chain.includes(m)) chain.push(m.split('\n')[0]!);
+    }
+    const msg = scrubString(chain.join(': ') || String(e));
     process.stderr.write(`lifeline: ${msg}${debug ? '' : ' (run with --debug for details)'}\n`);
     if (debug) process.stderr.write(scrubString(err?.stack ?? String(e)) + '\n');
     return 1;

@@ -1,6 +1,6 @@
 import { ApplicationFailure, log, proxyActivities, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import { nodeTaskQueue } from './task-queues';
+import { isValidNodeId, nodeTaskQueue } from './task-queues';
 
 export interface SmokeInput {
   /** Object key under the storage prefix. */
@@ -27,6 +27,9 @@ export interface SmokeResult {
  * clean up. Fails (non-retryable) when the content read back differs.
  */
 export async function smokeWorkflow(input: SmokeInput): Promise<SmokeResult> {
+  if (input.nodeId !== undefined && !isValidNodeId(input.nodeId)) {
+    throw ApplicationFailure.nonRetryable(`invalid node id ${JSON.stringify(input.nodeId)}`, 'InvalidInput');
+  }
   const taskQueue = input.nodeId ? nodeTaskQueue(input.nodeId) : workflowInfo().taskQueue;
   const acts = proxyActivities<ReturnType<typeof createActivities>>({
     taskQueue,
