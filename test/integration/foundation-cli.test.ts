@@ -86,7 +86,7 @@ describe('config errors: one line naming file, key path and problem; nothing sta
         expect(r.stderr).not.toContain('AKIAPRESENTBUTUNUSED');
       }
       await nothingStarted();
-    });
+    }, 240_000);
   }
 });
 
@@ -193,5 +193,5 @@ describe('lifeline up / status / worker / demo / down', () => {
       expect(text).not.toContain(creds.secretAccessKey);
       expect(text).not.toContain(creds.accessKeyId);
     }
-  });
+  }, 600_000);
 });

@@ -84,5 +84,5 @@ describe('no secrets in logs', () => {
         for (const s of secrets) expect(t.includes(s), `a credential appeared in ${f}`).toBe(false);
       }
     }
-  });
+  }, 300_000);
 });

@@ -113,5 +113,5 @@ describe('embedded Temporal persistence', () => {
     }
     // the state lived in the SQLite file given by --db-filename
     expect(existsSync(stackLayout(dir).temporalDb)).toBe(true);
-  });
+  }, 600_000);
 });
