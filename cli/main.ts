@@ -112,11 +112,10 @@ export function buildProgram(): Command {
     .command('status')
     .description('health of Temporal and storage, and the workers polling Lifeline task queues (exit 3 when something is down)')
     .option('--json', 'machine-readable output')
-    .option('--node <id>', 'also show the node agent queue of this node (repeatable)', collect)
+    .option('--node <id>', 'also show the node agent queue of this node (repeatable)', (v: string, prev?: string[]) => collect(nodeIdArg(v), prev))
     .option('--task-queue <name>', 'also show this task queue (repeatable)', collect)
     .action(async (opts: { json?: boolean; node?: string[]; taskQueue?: string[] }, cmd: Command) => {
       const ctx = context(cmd);
-      for (const n of opts.node ?? []) nodeIdArg(n);
       const report = await collectStatus(ctx.config, { nodes: opts.node, taskQueues: opts.taskQueue });
       if (opts.json) json(report);
       else out(formatStatus(report));
