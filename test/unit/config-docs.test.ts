@@ -17,6 +17,12 @@ function keyPaths(schema: any, prefix = ''): string[] {
     else if (def?.type === 'pipe' && def.in?._zod?.def?.type === 'object') s = def.in;
     else break;
   }
+  // A map section (tenants, nodes, assets, policies) is documented as `section.NAME.key`.
+  if (s?._zod?.def?.type === 'record') {
+    const inner = keyPaths(s._zod.def.valueType, `${prefix}.NAME`);
+    // A map of plain values (labels) is one key.
+    return inner.length === 1 && inner[0] === `${prefix}.NAME` ? [prefix] : inner;
+  }
   if (!s?.shape) return [prefix];
   return Object.entries(s.shape).flatMap(([k, v]) => keyPaths(v, prefix ? `${prefix}.${k}` : k));
 }
