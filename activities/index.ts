@@ -4,10 +4,19 @@
  * worker constructs clients once and workflows only ever see the types.
  */
 import type { S3Client } from '@aws-sdk/client-s3';
+import type { LoadedConfig } from '../config/load';
+import type { Logger } from '../logging/logger';
+import type { TenantRepositories } from '../tenancy/repositories';
 import { createSmokeActivities } from './smoke';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
+  config: LoadedConfig;
+  /** tenants' repositories, opened with their keys on first use */
+  repositories: TenantRepositories;
+  /** the node this worker runs on (node agents only) */
+  nodeId?: string;
+  logger: Logger;
 }
 
 export function createActivities(deps: ActivityDeps) {

@@ -21,40 +21,8 @@ import { WORKER_ROLES, WORKFLOWS_PATH, createLifelineWorker, roleTaskQueue, type
 import { isValidNodeId } from '../workflows/task-queues';
 import { collectStatus, formatStatus } from './status';
 
-interface GlobalOpts {
-  config?: string;
-  logLevel?: LogLevel;
-  logFormat?: LogFormat;
-  debug?: boolean;
-}
-
-interface Ctx {
-  config: LoadedConfig;
-  logger: Logger;
-}
-
-const out = (s: string) => process.stdout.write(s.endsWith('\n') ? s : s + '\n');
-const json = (v: unknown) => out(JSON.stringify(v, null, 2));
-
-function context(cmd: Command): Ctx {
-  const g = cmd.optsWithGlobals<GlobalOpts>();
-  const config = loadConfig({ configPath: g.config });
-  const logger = createLogger({
-    level: g.logLevel ?? config.logging.level,
-    format: g.logFormat ?? config.logging.format,
-  });
-  logger.debug({ configFile: config.source.file, envOverrides: config.source.envOverrides }, 'config loaded');
-  return { config, logger };
-}
-
-function nodeIdArg(v: string): string {
-  if (!isValidNodeId(v)) throw new InvalidArgumentError('expected a node id (letters, digits, . _ -; at most 63 characters)');
-  return v;
-}
-
-function collect(v: string, prev: string[] = []): string[] {
-  return [...prev, v];
-}
+import { collect, context, json, nodeIdArg, out, type Ctx } from './context';
+import { registerKeysCommands } from './keys';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -193,6 +161,8 @@ export function buildProgram(): Command {
       ctx.logger.info({ out: opts.out, bytes: code.length }, 'workflow bundle written');
       out(opts.out);
     });
+
+  registerKeysCommands(program);
 
   return program;
 }

@@ -13,6 +13,7 @@ import { resolveStorage, type ResolvedStorage } from '../config/storage';
 import type { Logger } from '../logging/logger';
 import { installTemporalLogging } from '../logging/temporal';
 import { createActivities } from '../activities';
+import { TenantRepositories } from '../tenancy/repositories';
 import { createS3Client } from '../activities/s3';
 import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { temporalTarget } from './temporal';
@@ -63,7 +64,14 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const s3 = createS3Client(storage);
   const connection = await NativeConnection.connect({ address: target.address });
   try {
-    const activities = createActivities({ storage: { s3, bucket: storage.bucket, prefix: storage.prefix } });
+    const repositories = new TenantRepositories(config, storage, logger);
+    const activities = createActivities({
+      storage: { s3, bucket: storage.bucket, prefix: storage.prefix },
+      config,
+      repositories,
+      nodeId: opts.nodeId,
+      logger,
+    });
     const identity = opts.identity ?? `${role}${opts.nodeId ? `:${opts.nodeId}` : ''}@${process.pid}`;
     const worker = await Worker.create({
       connection,
