@@ -235,7 +235,7 @@ export class Repository {
    * Reads a contiguous plaintext range of a pack, authenticating every age
    * chunk it touches. Used to read one blob or several adjacent ones at once.
    */
-  async readPackRange(packId: string, offset: number, length: number, signal?: AbortSignal): Promise<Buffer> {
+  async readPackRange(packId: string, offset: number, length: number, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     const pack = this.index.pack(packId) ?? this.condemnedPackInfo.get(packId);
     if (!pack) throw new IntegrityError(`pack ${packId} is not in the index`);
     const reader = await this.reader(packId, pack.headerBytes);
@@ -244,7 +244,7 @@ export class Repository {
     if (cipher.length !== range.end - range.start) {
       throw new IntegrityError(`pack ${packId} is truncated (expected ${range.end - range.start} bytes at ${range.start}, got ${cipher.length})`);
     }
-    return reader.decryptRange(cipher, offset, length, pack.plaintextBytes);
+    return reader.decryptRange(cipher, offset, length, pack.plaintextBytes, into);
   }
 
   /** Reads one blob and checks that its content matches its keyed id. */

@@ -115,7 +115,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
   const failures: RestoreFailure[] = [];
   const reads = planReads(repo, files);
   const blobs = blobsInOrder(readInOrder(repo, reads, opts.concurrency ?? 4, opts.signal));
-  const nextBlob = async (): Promise<Buffer | { error: string }> => {
+  const nextBlob = async (): Promise<{ data: Buffer; done: () => void } | { error: string }> => {
     const r = await blobs.next();
     if (r.done) throw new Error('restore plan ended before the files did');
     return r.value;
@@ -135,14 +135,18 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
     const writes: Array<Promise<unknown>> = [];
     try {
       for (let i = 0; i < f.chunks.length; i++) {
-        const blob = await nextBlob();
-        if (!Buffer.isBuffer(blob)) {
-          failed ??= blob.error;
+        const next = await nextBlob();
+        if ('error' in next) {
+          failed ??= next.error;
           continue;
         }
-        if (failed !== undefined) continue;
+        if (failed !== undefined) {
+          next.done();
+          continue;
+        }
+        const blob = next.data;
         hash.update(blob);
-        writes.push(fh.write(blob, 0, blob.length, written));
+        writes.push(fh.write(blob, 0, blob.length, written).finally(next.done));
         if (writes.length >= MAX_PENDING_WRITES) await writes.shift();
         written += blob.length;
         progress.bytesDone += blob.length;
@@ -256,29 +260,46 @@ function planReads(repo: Repository, files: FileEntry[]): Read[] {
   return reads;
 }
 
-type ReadOutcome = { blobs: Buffer[]; count: number; error?: undefined } | { blobs?: undefined; count: number; error: string };
-
-/** One outcome per blob: its bytes, or why the read that held it failed. */
-async function* blobsInOrder(reads: AsyncGenerator<ReadOutcome>): AsyncGenerator<Buffer | { error: string }> {
+/** One outcome per blob: its bytes (call `done` once they are written), or why the read that held it failed. */
+async function* blobsInOrder(reads: AsyncGenerator<ReadOutcome>): AsyncGenerator<{ data: Buffer; done: () => void } | { error: string }> {
   for await (const r of reads) {
-    if (r.error !== undefined) for (let i = 0; i < r.count; i++) yield { error: r.error };
-    else yield* r.blobs;
+    if (r.error !== undefined) {
+      for (let i = 0; i < r.count; i++) yield { error: r.error };
+      continue;
+    }
+    // The read's buffer goes back to the pool when every blob in it has been written.
+    let left = r.blobs.length;
+    const done = () => {
+      if (--left === 0) r.release();
+    };
+    for (const data of r.blobs) yield { data, done };
   }
 }
 
+type ReadOutcome =
+  | { blobs: Buffer[]; count: number; release: () => void; error?: undefined }
+  | { blobs?: undefined; count: number; error: string };
+
 /** Runs reads with bounded parallelism and yields their outcomes in plan order. */
 async function* readInOrder(repo: Repository, reads: Read[], concurrency: number, signal?: AbortSignal): AsyncGenerator<ReadOutcome> {
+  // Plaintext buffers are reused across reads: fresh memory page-faults far slower than decryption.
+  const free: Buffer[] = [];
   const window: Array<Promise<ReadOutcome>> = [];
   let next = 0;
   const start = (r: Read): Promise<ReadOutcome> =>
     (async (): Promise<ReadOutcome> => {
+      const buf = free.pop() ?? Buffer.allocUnsafeSlow(MAX_READ + 8 * 1024 * 1024);
+      const release = () => {
+        if (free.length < concurrency * 2 + 2) free.push(buf);
+      };
       try {
-        const data = await repo.readPackRange(r.packId, r.offset, r.length, signal);
+        const data = await repo.readPackRange(r.packId, r.offset, r.length, signal, r.length <= buf.length ? buf : undefined);
         // Each age chunk was authenticated while decrypting, and every file's SHA-256 is
         // checked before it is renamed into place, so blob ids need not be re-hashed here.
         const blobs = r.blobs.map((b) => data.subarray(b.offset - r.offset, b.offset - r.offset + b.length));
-        return { blobs, count: r.blobs.length };
+        return { blobs, count: r.blobs.length, release };
       } catch (err) {
+        release();
         if (signal?.aborted) throw err;
         return { error: err instanceof Error ? err.message : String(err), count: r.blobs.length };
       }

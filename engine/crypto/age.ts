@@ -755,9 +755,10 @@ export class AgePayloadReader {
    * chunk with the last-chunk flag; throws AgeAuthError naming the chunk on
    * tampering or truncation.
    */
-  decryptRange(cipher: Uint8Array, offset: number, length: number, plaintextSize: number): Buffer {
+  decryptRange(cipher: Uint8Array, offset: number, length: number, plaintextSize: number, into?: Buffer): Buffer {
     checkRange(offset, length, plaintextSize);
     if (length === 0) return Buffer.alloc(0);
+    if (into !== undefined && into.length < length) throw new RangeError(`output buffer of ${into.length} bytes is smaller than the range (${length})`);
     const chunks = ageChunkCount(plaintextSize);
     const first = Math.floor(offset / CHUNK);
     const last = Math.floor((offset + length - 1) / CHUNK);
@@ -779,13 +780,14 @@ export class AgePayloadReader {
       const chunkStart = i * CHUNK;
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + plen) - chunkStart;
-      if (first === last) {
+      if (first === last && into === undefined) {
         // One chunk: hand out the decrypted buffer itself, or a copy when the
         // slice is small, so a cached small blob does not pin a 64 KiB chunk.
         if (from === 0 && to === pt.length) return pt;
         return (to - from) * 2 < pt.length ? Buffer.from(pt.subarray(from, to)) : pt.subarray(from, to);
       }
-      out ??= Buffer.allocUnsafe(length);
+      // A caller-supplied (reused) buffer avoids page-faulting fresh memory for large ranges.
+      out ??= into ? into.subarray(0, length) : Buffer.allocUnsafe(length);
       pt.copy(out, outPos, from, to);
       outPos += to - from;
     }
