@@ -8,6 +8,7 @@ import type { LoadedConfig } from '../config/load';
 import type { Logger } from '../logging/logger';
 import type { TenantRepositories } from '../tenancy/repositories';
 import { createSmokeActivities } from './smoke';
+import { createVerifyActivities } from './verify';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -22,6 +23,7 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps.storage),
+    ...createVerifyActivities(deps),
   };
 }
 
