@@ -9,6 +9,7 @@ import type { Logger } from '../logging/logger';
 import type { TenantRepositories } from '../tenancy/repositories';
 import { createSmokeActivities } from './smoke';
 import { createVerifyActivities } from './verify';
+import { createRetentionActivities } from './retention';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -24,6 +25,7 @@ export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps.storage),
     ...createVerifyActivities(deps),
+    ...createRetentionActivities(deps),
   };
 }
 

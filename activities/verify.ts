@@ -11,6 +11,7 @@ import { checkSnapshots, type CheckMode } from '../engine/checker';
 import { keys } from '../engine/repository';
 import {
   lastVerifiedSnapshot as domainLastVerified,
+  locateUnreadableTrees,
   pruneVerifications,
   recordVerification,
   verificationInputs,
@@ -143,14 +144,15 @@ export function createVerifyActivities(deps: VerifyActivityDeps) {
         const signal = Context.current().cancellationSignal;
         const base: VerifyProgress = { phase: 'loading', snapshots: input.snapshotIds.length, packsDone: 0, packsTotal: 0 };
         return withHeartbeat(base, async (progress) => {
-          const report = await checkSnapshots(repo, {
+          const checked = await checkSnapshots(repo, {
             snapshotIds: input.snapshotIds,
             mode: input.mode,
             samplePercent: input.samplePercent,
             signal,
             onProgress: (p) => progress({ ...base, phase: 'checking', packsDone: p.packsDone, packsTotal: p.packsTotal }),
           });
-          progress({ ...base, phase: 'recording', packsDone: report.packsChecked, packsTotal: report.packsChecked });
+          progress({ ...base, phase: 'recording', packsDone: checked.packsChecked, packsTotal: checked.packsChecked });
+          const report = await locateUnreadableTrees(repo, checked, signal);
           const time = new Date();
           const snapshots: VerifiedSnapshot[] = [];
           for (const rec of verificationInputs(report, () => input.asset, input.workflowId)) {

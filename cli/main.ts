@@ -23,6 +23,10 @@ import { collectStatus, formatStatus } from './status';
 
 import { collect, context, json, nodeIdArg, out, type Ctx } from './context';
 import { registerKeysCommands } from './keys';
+import { registerRetentionCommands } from './retention';
+import { registerSchedulesCommands } from './schedules';
+import { registerSnapshotsCommands } from './snapshots';
+import { registerVerifyCommand } from './verify';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -163,6 +167,10 @@ export function buildProgram(): Command {
     });
 
   registerKeysCommands(program);
+  registerVerifyCommand(program);
+  registerSnapshotsCommands(program);
+  registerRetentionCommands(program);
+  registerSchedulesCommands(program);
 
   return program;
 }

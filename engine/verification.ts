@@ -19,7 +19,9 @@
  * newest cannot be trusted.
  */
 import { z } from 'zod';
+import { ObjectNotFoundError } from './backend/object-store';
 import type { CheckMode, CheckProblem, CheckReport } from './checker';
+import { sha256Hex } from './manifest';
 import { InputError } from './errors';
 import { readRecords, recordName, writeRecord, type RecordWarningSink, type StoredRecord } from './records';
 import type { Repository, SnapshotSummary } from './repository';
@@ -171,6 +173,56 @@ export function verificationInputs(report: CheckReport, assetOf: (snapshotId: st
     problems: (bySnapshot.get(s.id) ?? []).map(({ path, object, problem }) => (path === undefined ? { object, problem } : { path, object, problem })),
     by,
   }));
+}
+
+/**
+ * When a snapshot's file list cannot be read, the checker blames the manifest
+ * key; the damage is usually in a pack holding the tree blobs. Names those packs
+ * (missing, or content not matching their name) so the record says which object
+ * to look at. Problems the manifest itself causes are left as they are.
+ */
+export async function locateUnreadableTrees(repo: Repository, report: CheckReport, signal?: AbortSignal): Promise<CheckReport> {
+  const problems: CheckProblem[] = [];
+  const verdicts = new Map<string, string | null>();
+  const packVerdict = async (packId: string): Promise<string | null> => {
+    if (!verdicts.has(packId)) {
+      let verdict: string | null = null;
+      try {
+        const body = await repo.store.get(keys.pack(packId), undefined, signal);
+        if (sha256Hex(body) !== packId) verdict = 'pack holding the snapshot\'s file list does not match its name (corrupt or overwritten)';
+      } catch (err) {
+        if (!(err instanceof ObjectNotFoundError)) throw err;
+        verdict = 'pack holding the snapshot\'s file list is missing';
+      }
+      verdicts.set(packId, verdict);
+    }
+    return verdicts.get(packId)!;
+  };
+  for (const p of report.problems) {
+    if (p.path !== undefined || p.object !== keys.snapshot(p.snapshotId)) {
+      problems.push(p);
+      continue;
+    }
+    let tree: string[];
+    try {
+      tree = (await repo.loadSnapshot(p.snapshotId)).body.tree;
+    } catch {
+      problems.push(p); // the manifest itself is missing or fails authentication
+      continue;
+    }
+    const found: CheckProblem[] = [];
+    for (const blobId of tree) {
+      const loc = repo.index.lookup(blobId);
+      if (!loc) {
+        found.push({ snapshotId: p.snapshotId, object: `blob ${blobId}`, problem: 'tree blob is not in any index (missing data)' });
+        continue;
+      }
+      const verdict = await packVerdict(loc.packId);
+      if (verdict && !found.some((f) => f.object === keys.pack(loc.packId))) found.push({ snapshotId: p.snapshotId, object: keys.pack(loc.packId), problem: `${verdict}: ${p.problem}` });
+    }
+    problems.push(...(found.length > 0 ? found : [p]));
+  }
+  return { ...report, problems };
 }
 
 function verificationBelongs(repo: Repository) {

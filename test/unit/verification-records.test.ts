@@ -27,6 +27,7 @@ import {
   pruneVerifications,
   quarantine,
   recordKeys,
+  locateUnreadableTrees,
   recordVerification,
   releaseHold,
   releaseQuarantine,
@@ -311,5 +312,25 @@ describe('last verified, quarantine and holds', () => {
     expect(deleted).toBe(3);
     expect(left.map((r) => r.body.time)).toEqual([0, 1, 5, 6, 7].map((s) => at(s).toISOString()));
     expect(verificationState(left).state).toBe('corrupt');
+  });
+});
+
+describe('naming damaged objects', () => {
+  it('a damaged pack holding a snapshot\'s file list is named, not just the manifest', async () => {
+    const { repo, store, ids } = await repoWithSnapshots(2);
+    // The newest snapshot's pack holds both its data and its tree (small asset).
+    const manifest = await repo.loadSnapshot(ids[1]!);
+    const packKey = keys.pack(repo.index.lookup(manifest.body.tree[0]!)!.packId);
+    store.corrupt(packKey, 200);
+    const report = await checkSnapshots(repo, { snapshotIds: ids, mode: 'shallow' });
+    expect(report.problems.map((p) => p.object)).toEqual([keys.snapshot(ids[1]!)]);
+    const located = await locateUnreadableTrees(repo, report);
+    expect(located.problems).toHaveLength(1);
+    expect(located.problems[0]).toMatchObject({ snapshotId: ids[1], object: packKey });
+    expect(located.problems[0]!.problem).toMatch(/^pack holding the snapshot's file list does not match its name \(corrupt or overwritten\): /);
+    // A manifest that is itself gone stays blamed on the manifest.
+    await store.delete(keys.snapshot(ids[0]!));
+    const again = await locateUnreadableTrees(repo, await checkSnapshots(repo, { snapshotIds: [ids[0]!], mode: 'shallow' }));
+    expect(again.problems.map((p) => p.object)).toEqual([keys.snapshot(ids[0]!)]);
   });
 });
