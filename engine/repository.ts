@@ -19,12 +19,17 @@ import { AgeIdentities, AgePayloadReader, openBytes, sealBytes, unwrapFileKey } 
 import type { SigningKey } from './crypto/signing';
 import { DEFAULT_CHUNKER_PARAMS, type ChunkerParams } from './chunker';
 import { PackBufferPool } from './packer';
+import { defaultCacheRoot, ObjectCache } from './cache';
+import pLimit from 'p-limit';
 import { InputError, IntegrityError, RepositoryStateError } from './errors';
 import { decodeIndex, encodeIndex, MasterIndex, type BlobLocation, type BlobType, type PackRecord } from './index';
 import { decodeManifest, encodeManifest, sha256Hex, type ManifestBody, type SignedManifest } from './manifest';
 import { decodeTreeBlob, type TreeEntry, validateTree } from './tree';
 
 export const DEFAULT_PACK_SIZE = 16 * 1024 * 1024;
+
+/** Reused buffers for ranged pack reads: an 8 MiB read plus its age chunk overhead fits. */
+const CIPHER_BUFFER_SIZE = 8 * 1024 * 1024 + 64 * 1024 + 4096;
 
 const RepositoryConfigSchema = z
   .object({
@@ -69,6 +74,8 @@ export interface OpenOptions {
   trustedSigners?: ReadonlyMap<string, string>;
   /** Packs kept open for random access (each holds a file key). */
   readerCacheSize?: number;
+  /** Local cache of decrypted index objects and manifests; `null` disables it. Default: defaultCacheRoot(). */
+  cacheRoot?: string | null;
 }
 
 export interface SnapshotSummary {
@@ -103,7 +110,11 @@ export class Repository {
     this.trusted = new Map(config.signers.map((s) => [s.keyId, s.publicKey]));
     for (const [k, v] of opts.trustedSigners ?? []) this.trusted.set(k, v);
     this.readerCacheSize = opts.readerCacheSize ?? 64;
+    const cacheRoot = opts.cacheRoot === undefined ? defaultCacheRoot() : opts.cacheRoot;
+    this.cache = cacheRoot === null ? undefined : ObjectCache.forRepository(cacheRoot, config.id);
   }
+
+  private readonly cache: ObjectCache | undefined;
 
   static async init(store: ObjectStore, opts: InitOptions & { identities?: AgeIdentities }): Promise<void> {
     if (opts.recipients.length === 0) throw new InputError('cannot initialise a repository without recipients');
@@ -185,12 +196,29 @@ export class Repository {
   /** Reads every index object and tombstone; condemned packs are not reused. */
   async loadIndex(): Promise<void> {
     const seen = new Set(this.index.indexFiles().keys());
+    const fresh: string[] = [];
     for await (const obj of this.store.list('index/')) {
       const id = obj.key.slice('index/'.length);
-      if (seen.has(id)) continue;
-      const packs = decodeIndex(await openBytes(await this.store.get(obj.key), this.identities), `${this.store.location}/${obj.key}`);
-      this.index.addIndexFile(id, packs);
+      if (!seen.has(id)) fresh.push(id);
     }
+    // Index objects are immutable and named by their hash: read them in parallel, from the cache when possible.
+    const limit = pLimit(8);
+    const loaded = await Promise.all(
+      fresh.map((id) =>
+        limit(async () => {
+          const key = keys.index(id);
+          let plain = this.cache ? await this.cache.get('index', id) : null;
+          if (!plain) {
+            const sealed = await this.store.get(key);
+            if (sha256Hex(sealed) !== id) throw new IntegrityError(`${this.store.location}/${key}: content does not match its name (corrupt or replaced)`);
+            plain = await openBytes(sealed, this.identities);
+            await this.cache?.put('index', id, plain);
+          }
+          return { id, packs: decodeIndex(plain, `${this.store.location}/${key}`) };
+        }),
+      ),
+    );
+    for (const { id, packs } of loaded) this.index.addIndexFile(id, packs);
     for await (const obj of this.store.list('tombstones/')) {
       const t = await this.readTombstone(obj.key);
       for (const p of t.packs) this.condemnedPacks.add(p);
@@ -240,12 +268,21 @@ export class Repository {
     if (!pack) throw new IntegrityError(`pack ${packId} is not in the index`);
     const reader = await this.reader(packId, pack.headerBytes);
     const range = reader.cipherRangeFor(offset, length, pack.plaintextBytes);
-    const cipher = await this.store.get(keys.pack(packId), { start: range.start, end: range.end - 1 }, signal);
-    if (cipher.length !== range.end - range.start) {
-      throw new IntegrityError(`pack ${packId} is truncated (expected ${range.end - range.start} bytes at ${range.start}, got ${cipher.length})`);
+    const want = range.end - range.start;
+    const pooled = want <= CIPHER_BUFFER_SIZE ? (this.cipherBuffers.pop() ?? Buffer.allocUnsafeSlow(CIPHER_BUFFER_SIZE)) : undefined;
+    try {
+      const cipher = await this.store.get(keys.pack(packId), { start: range.start, end: range.end - 1 }, signal, pooled);
+      if (cipher.length !== want) {
+        throw new IntegrityError(`pack ${packId} is truncated (expected ${want} bytes at ${range.start}, got ${cipher.length})`);
+      }
+      return reader.decryptRange(cipher, offset, length, pack.plaintextBytes, into);
+    } finally {
+      // Decryption copied the plaintext out, so the ciphertext buffer can be reused at once.
+      if (pooled && this.cipherBuffers.length < 8) this.cipherBuffers.push(pooled);
     }
-    return reader.decryptRange(cipher, offset, length, pack.plaintextBytes, into);
   }
+
+  private readonly cipherBuffers: Buffer[] = [];
 
   /** Reads one blob and checks that its content matches its keyed id. */
   async readBlob(blobId: string, signal?: AbortSignal): Promise<Buffer> {
@@ -299,8 +336,20 @@ export class Repository {
     return id;
   }
 
-  async loadSnapshot(id: string): Promise<SignedManifest> {
+  async loadSnapshot(id: string, opts: { useCache?: boolean } = {}): Promise<SignedManifest> {
     if (!/^[0-9a-f]{64}$/.test(id)) throw new InputError(`not a snapshot id: ${JSON.stringify(id)}`);
+    if (opts.useCache && this.cache) {
+      // The cached plaintext is authenticated again (signature, id, repository); the object must still exist.
+      const plain = await this.cache.get('snapshots', id);
+      if (plain) {
+        try {
+          const m = decodeManifest(plain, id, this.trusted);
+          if (m.body.repositoryId === this.config.id) return m;
+        } catch {
+          await this.cache.delete('snapshots', id);
+        }
+      }
+    }
     let sealed: Buffer;
     try {
       sealed = await this.store.get(keys.snapshot(id));
@@ -310,6 +359,7 @@ export class Repository {
     }
     const plain = await openBytes(sealed, this.identities);
     const manifest = decodeManifest(plain, id, this.trusted);
+    await this.cache?.put('snapshots', id, plain);
     if (manifest.body.repositoryId !== this.config.id) {
       throw new IntegrityError(`snapshot ${id} belongs to another repository (${manifest.body.repositoryId})`);
     }
@@ -325,10 +375,12 @@ export class Repository {
   /** Every snapshot, oldest first. A manifest that fails verification is an error, not skipped. */
   async listSnapshots(filter?: { asset?: string }): Promise<SnapshotSummary[]> {
     const out: SnapshotSummary[] = [];
-    for (const id of await this.snapshotIds()) {
-      const m = await this.loadSnapshot(id);
+    // Only snapshots listed right now count (a forgotten one drops out); their manifests may come from the cache.
+    const limit = pLimit(8);
+    const manifests = await Promise.all((await this.snapshotIds()).map((id) => limit(() => this.loadSnapshot(id, { useCache: true }))));
+    for (const m of manifests) {
       if (filter?.asset && m.body.asset.name !== filter.asset) continue;
-      out.push({ id, time: m.body.time, asset: m.body.asset, labels: m.body.labels, parent: m.body.parent, stats: m.body.stats });
+      out.push({ id: m.id, time: m.body.time, asset: m.body.asset, labels: m.body.labels, parent: m.body.parent, stats: m.body.stats });
     }
     return out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.id < b.id ? -1 : 1));
   }

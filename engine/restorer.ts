@@ -59,7 +59,7 @@ export class RestoreIncompleteError extends EngineError {
 const MAX_PENDING_WRITES = 8;
 
 /** Largest ranged read: adjacent blobs of one pack are fetched together up to this size. */
-const MAX_READ = 16 * 1024 * 1024;
+const MAX_READ = 8 * 1024 * 1024;
 
 interface BlobRef {
   id: string;
@@ -288,7 +288,7 @@ async function* readInOrder(repo: Repository, reads: Read[], concurrency: number
   let next = 0;
   const start = (r: Read): Promise<ReadOutcome> =>
     (async (): Promise<ReadOutcome> => {
-      const buf = free.pop() ?? Buffer.allocUnsafeSlow(MAX_READ + 8 * 1024 * 1024);
+      const buf = free.pop() ?? Buffer.allocUnsafeSlow(MAX_READ);
       const release = () => {
         if (free.length < concurrency * 2 + 2) free.push(buf);
       };

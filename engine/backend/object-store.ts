@@ -75,8 +75,11 @@ export interface ObjectStore {
    */
   putFile(key: string, path: string, opts?: PutLargeOptions): Promise<{ size: number }>;
 
-  /** Read an object (or an inclusive byte range of it). Throws `ObjectNotFoundError` if absent. */
-  get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
+  /**
+   * Read an object (or an inclusive byte range of it). Throws `ObjectNotFoundError` if absent.
+   * With `into`, a store may read the bytes into that (reused) buffer and return a view of it.
+   */
+  get(key: string, range?: ByteRange, signal?: AbortSignal, into?: Buffer): Promise<Buffer>;
 
   /** Stream an object. Throws `ObjectNotFoundError` if absent. */
   getStream(key: string, signal?: AbortSignal): Promise<Readable>;

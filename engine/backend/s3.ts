@@ -459,7 +459,7 @@ export class S3ObjectStore implements ObjectStore {
     return sha256(data).toString('base64') === checksum;
   }
 
-  async get(key: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
     const Key = this.objectKey(key);
     let Range: string | undefined;
     if (range) {
@@ -475,8 +475,20 @@ export class S3ObjectStore implements ObjectStore {
       );
       if (!res.Body) throw new Error('empty response body');
       // The SDK checks a whole-object checksum while the body is read ("Checksum mismatch" otherwise).
-      const bytes = await res.Body.transformToByteArray();
-      const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      let buf: Buffer;
+      if (into && res.ContentLength !== undefined && res.ContentLength <= into.length) {
+        // Copy straight into the caller's reused buffer instead of concatenating fresh memory.
+        let n = 0;
+        for await (const chunk of res.Body as AsyncIterable<Uint8Array>) {
+          if (n + chunk.length > into.length) throw new Error(`response longer than announced (${res.ContentLength} bytes)`);
+          into.set(chunk, n);
+          n += chunk.length;
+        }
+        buf = into.subarray(0, n);
+      } else {
+        const bytes = await res.Body.transformToByteArray();
+        buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+      }
       if (res.ContentLength !== undefined && res.ContentLength !== buf.length) {
         const e = new Error(`short read: ${buf.length} of ${res.ContentLength} bytes`);
         (e as { code?: string }).code = 'ECONNRESET';
