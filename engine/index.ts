@@ -119,6 +119,16 @@ export class MasterIndex {
         this.blobs.delete(blobId);
       }
     }
+    // A blob can live in several packs (a backup copies blobs out of condemned packs), but
+    // `addPack` keeps only the first location seen: point such blobs at a surviving copy.
+    if (removed.blobs.length > 0) {
+      const lost = new Set(removed.blobs.map(([id]) => id));
+      for (const p of this.packs.values()) {
+        for (const b of p.blobs) {
+          if (lost.has(b.id) && !this.blobs.has(b.id)) this.blobs.set(b.id, { packId: p.id, type: b.type, offset: b.offset, length: b.length });
+        }
+      }
+    }
     return removed;
   }
 
