@@ -72,12 +72,18 @@ export class PackWriter {
   add(id: string, type: BlobType, data: Uint8Array): void {
     this.blobs.push({ id, type, offset: this.plaintext, length: data.length });
     this.plaintext += data.length;
-    this.push(this.enc.write(data));
+    this.ensureRoom(this.enc.maxOutputFor(data.length));
+    const start = this.pos;
+    this.pos = this.enc.writeTo(data, this.buf, this.pos);
+    this.sealed(start);
   }
 
   /** Seals the pack; the pack id is the SHA-256 of its ciphertext, so anyone can check it without keys. */
   finish(): FinishedPack {
-    this.push(this.enc.finish());
+    this.ensureRoom(this.enc.maxOutputFor(0));
+    const start = this.pos;
+    this.pos = this.enc.finishTo(this.buf, this.pos);
+    this.sealed(start);
     const digest = this.hash.digest();
     const id = digest.toString('hex');
     const buf = this.buf;
@@ -96,23 +102,20 @@ export class PackWriter {
     };
   }
 
-  private push(out: Buffer[]): void {
-    for (const b of out) {
-      if (this.pos === 0 && this.headerBytes === 0) {
-        // The encryptor's first output is the header; its length is needed for random access.
-        this.headerBytes = parseAgeHeaderLength(b);
-      }
-      this.hash.update(b);
-      if (this.pos + b.length > this.buf.length) {
-        // Larger than a pooled buffer (an unusually large header): grow once, outside the pool.
-        const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + b.length));
-        this.buf.copy(bigger, 0, 0, this.pos);
-        this.pool.release(this.buf);
-        this.buf = bigger;
-      }
-      b.copy(this.buf, this.pos);
-      this.pos += b.length;
-    }
+  /** Hashes what was just sealed into the buffer; the header's length is needed for random access. */
+  private sealed(start: number): void {
+    if (start === this.pos) return;
+    if (this.headerBytes === 0) this.headerBytes = parseAgeHeaderLength(this.buf.subarray(0, this.pos));
+    this.hash.update(this.buf.subarray(start, this.pos));
+  }
+
+  private ensureRoom(n: number): void {
+    if (this.pos + n <= this.buf.length) return;
+    // Larger than a pooled buffer (an unusually large header): grow, outside the pool.
+    const bigger = Buffer.allocUnsafeSlow(Math.max(this.buf.length * 2, this.pos + n));
+    this.buf.copy(bigger, 0, 0, this.pos);
+    this.pool.release(this.buf);
+    this.buf = bigger;
   }
 }
 
@@ -156,8 +159,15 @@ export class PackUploader {
       this.uploadedBytes += pack.body.length;
       this.packsUploaded++;
       this.opts.onUploaded?.(pack.body.length);
-      this.unindexed.push(pack.record);
-      if (this.unindexed.length >= this.opts.packsPerIndex) this.scheduleIndex();
+      if (this.opts.packsPerIndex <= 1) {
+        // Index each pack in its own upload slot, in parallel: through one serial chain the
+        // index fell several packs behind the uploads, and a crash orphaned those packs (their
+        // chunks were then uploaded again). Now at most the packs in flight are unindexed.
+        this.indexIds.push(await this.sink.putIndex([pack.record]));
+      } else {
+        this.unindexed.push(pack.record);
+        if (this.unindexed.length >= this.opts.packsPerIndex) this.scheduleIndex();
+      }
     }).catch((err: unknown) => {
       this.failure ??= err;
     });
