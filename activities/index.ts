@@ -8,6 +8,8 @@ import type { LoadedConfig } from '../config/load';
 import type { Logger } from '../logging/logger';
 import type { TenantRepositories } from '../tenancy/repositories';
 import { createSmokeActivities } from './smoke';
+import { createBackupActivities } from './backup';
+import { createRestoreActivities } from './restore';
 import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
 
@@ -24,6 +26,8 @@ export interface ActivityDeps {
 export function createActivities(deps: ActivityDeps) {
   return {
     ...createSmokeActivities(deps.storage),
+    ...createBackupActivities(deps),
+    ...createRestoreActivities(deps),
     ...createVerifyActivities(deps),
     ...createRetentionActivities(deps),
   };

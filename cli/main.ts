@@ -27,6 +27,8 @@ import { registerRetentionCommands } from './retention';
 import { registerSchedulesCommands } from './schedules';
 import { registerSnapshotsCommands } from './snapshots';
 import { registerVerifyCommand } from './verify';
+import { registerBackupCommands } from './backup';
+import { registerEventCommands } from './events';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -171,6 +173,8 @@ export function buildProgram(): Command {
   registerSnapshotsCommands(program);
   registerRetentionCommands(program);
   registerSchedulesCommands(program);
+  registerBackupCommands(program);
+  registerEventCommands(program);
 
   return program;
 }

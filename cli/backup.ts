@@ -1,0 +1,154 @@
+/** `lifeline backup run <asset>` and `lifeline restore <asset>`: start the workflows, optionally follow them. */
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import { Command, Option } from 'commander';
+import { UserError } from '../config/errors';
+import type { LoadedConfig } from '../config/load';
+import { sealIncludes } from '../backups/include';
+import { assetConfig, loadTenantIdentities } from '../tenancy/repositories';
+import { connectClient } from '../workers/temporal';
+import { backupWorkflow, type BackupWorkflowResult } from '../workflows/backup';
+import { restoreWorkflow, type RestoreFrom, type RestoreWorkflowResult } from '../workflows/restore';
+import { ORCHESTRATOR_TASK_QUEUE } from '../workflows/task-queues';
+import { collect, context, json, nodeIdArg, out } from './context';
+import { formatBytes, waitWithProgress, workflowLink } from './progress';
+
+/** `<kind>-<asset>-<UTC time>-<random>`: unique, sortable, readable in the UI. */
+export function workflowIdFor(kind: 'backup' | 'restore', asset: string, now = new Date()): string {
+  const t = now.toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  return `${kind}-${asset}-${t}-${randomBytes(3).toString('hex')}`;
+}
+
+function labelArg(v: string, prev: Record<string, string> = {}): Record<string, string> {
+  const m = /^([^=\s]+)=(.*)$/.exec(v);
+  if (!m) throw new UserError(`--label expects key=value, got ${JSON.stringify(v)}`);
+  return { ...prev, [m[1]!]: m[2]! };
+}
+
+function checkAsset(config: LoadedConfig, asset: string): void {
+  assetConfig(config, asset); // one clear line for an unknown asset
+}
+
+export function describeBackup(r: BackupWorkflowResult): string {
+  const s = r.stats;
+  return [
+    `snapshot ${r.snapshotId}`,
+    `  asset ${r.asset} (tenant ${r.tenant}, node ${r.node}), trigger ${r.trigger}${r.parentId ? `, parent ${r.parentId.slice(0, 12)}` : ''}`,
+    `  ${s.files} files, ${s.dirs} folders, ${s.symlinks} symlinks, ${formatBytes(s.totalBytes)}; read ${formatBytes(s.readBytes)}, new ${formatBytes(s.newBytes)}, uploaded ${formatBytes(s.uploadedBytes)}`,
+    `  ${r.batches} batches in ${r.runs} workflow run${r.runs === 1 ? '' : 's'}, ${(r.durationMs / 1000).toFixed(1)} s${r.attempts > 1 ? `, ${r.attempts} attempts (the asset changed during the backup)` : ''}${r.waitedSeconds ? `, waited ${r.waitedSeconds} s for a complete checkpoint` : ''}`,
+    ...(r.skipped ? [`  ${r.skipped} entries skipped (not files, folders or symlinks; listed in the node agent's work folder)`] : []),
+    ...(r.excluded ? [`  ${r.excluded} temporary entries left out`] : []),
+  ].join('\n');
+}
+
+export function describeRestore(r: RestoreWorkflowResult): string {
+  return [
+    `restored snapshot ${r.snapshotId} (${r.snapshotTime}) of ${r.asset} to ${r.node}:${r.target}`,
+    `  ${r.files} files, ${r.dirs} folders, ${r.symlinks} symlinks, ${formatBytes(r.bytes)} in ${(r.durationMs / 1000).toFixed(1)} s; every file's SHA-256 verified`,
+  ].join('\n');
+}
+
+export function registerBackupCommands(program: Command): void {
+  const backup = program.command('backup').description('back up assets');
+
+  backup
+    .command('run')
+    .description("start a backup of an asset now (BackupWorkflow); prints the workflow id and Temporal UI link")
+    .argument('<asset>', 'asset name from the config')
+    .option('--wait', 'follow the backup with a progress bar until it ends, then print the snapshot')
+    .option('--json', 'machine-readable output')
+    .option('--label <key=value>', 'extra label recorded with the snapshot (repeatable)', labelArg)
+    .option('--task-queue <name>', 'orchestrator task queue', ORCHESTRATOR_TASK_QUEUE)
+    .action(async (asset: string, opts: { wait?: boolean; json?: boolean; label?: Record<string, string>; taskQueue: string }, cmd: Command) => {
+      const ctx = context(cmd);
+      checkAsset(ctx.config, asset);
+      const { client, connection } = await connectClient(ctx.config);
+      try {
+        const workflowId = workflowIdFor('backup', asset);
+        const handle = await client.workflow.start(backupWorkflow, {
+          taskQueue: opts.taskQueue,
+          workflowId,
+          args: [{ asset, trigger: 'manual', labels: opts.label }],
+        });
+        const ui = workflowLink(ctx.config, workflowId);
+        if (!opts.json) {
+          out(`backup of ${asset} started: workflow ${workflowId}`);
+          if (ui) out(`  ${ui}`);
+        }
+        if (!opts.wait) {
+          if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui });
+          return;
+        }
+        const result = await waitWithProgress<BackupWorkflowResult>(client, workflowId, { quiet: opts.json });
+        if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, result });
+        else out(describeBackup(result));
+      } finally {
+        await connection.close().catch(() => {});
+      }
+    });
+
+  program
+    .command('restore')
+    .description("restore a snapshot of an asset into a folder on a node (RestoreWorkflow); every file's SHA-256 is verified")
+    .argument('<asset>', 'asset name from the config')
+    .requiredOption('--target <dir>', 'folder to restore into, on the destination node (relative paths: against the current directory)')
+    .option('--snapshot <id>', 'snapshot id or unique prefix (default: the newest snapshot of the asset)')
+    .addOption(new Option('--from <which>', 'which snapshot when --snapshot is not given').choices(['latest', 'last-verified']).default('latest'))
+    .option('--node <id>', "destination node (default: the asset's node); its node agent writes the files", nodeIdArg)
+    .option('--include <path>', 'restore only this file or folder of the snapshot (repeatable)', collect)
+    .option('--overwrite', 'allow a non-empty target; files of the same name are replaced')
+    .option('--wait', 'follow the restore with a progress bar until it ends')
+    .option('--json', 'machine-readable output')
+    .option('--task-queue <name>', 'orchestrator task queue', ORCHESTRATOR_TASK_QUEUE)
+    .action(
+      async (
+        asset: string,
+        opts: { target: string; snapshot?: string; from: 'latest' | 'last-verified'; node?: string; include?: string[]; overwrite?: boolean; wait?: boolean; json?: boolean; taskQueue: string },
+        cmd: Command,
+      ) => {
+        const ctx = context(cmd);
+        const a = assetConfig(ctx.config, asset);
+        if (opts.snapshot !== undefined && cmd.getOptionValueSource('from') === 'cli') throw new UserError('give either --snapshot or --from, not both');
+        if (opts.snapshot !== undefined && !/^[0-9a-f]{6,64}$/.test(opts.snapshot)) throw new UserError(`--snapshot expects a snapshot id or a unique prefix of at least 6 hex characters, got ${JSON.stringify(opts.snapshot)}`);
+        if (opts.node !== undefined && !(opts.node in ctx.config.nodes)) {
+          throw new UserError(`unknown node ${JSON.stringify(opts.node)} (declared: ${Object.keys(ctx.config.nodes).join(', ') || 'none'})`);
+        }
+        const from: RestoreFrom = opts.snapshot !== undefined ? { snapshotId: opts.snapshot } : opts.from;
+        let includeSealed: string | undefined;
+        if (opts.include?.length) {
+          // Seal the paths to the tenant so no file name of the asset enters the workflow history.
+          let recipients: string[];
+          try {
+            recipients = await (await loadTenantIdentities(ctx.config, a.tenant)).recipients();
+          } catch (err) {
+            throw new UserError(`--include needs tenant ${a.tenant}'s identity on this machine to seal the paths: ${(err as Error).message}`);
+          }
+          includeSealed = await sealIncludes(opts.include, recipients);
+        }
+        const target = resolve(opts.target);
+        const { client, connection } = await connectClient(ctx.config);
+        try {
+          const workflowId = workflowIdFor('restore', asset);
+          const handle = await client.workflow.start(restoreWorkflow, {
+            taskQueue: opts.taskQueue,
+            workflowId,
+            args: [{ asset, from, target, node: opts.node, includeSealed, includeCount: opts.include?.length, overwrite: opts.overwrite }],
+          });
+          const ui = workflowLink(ctx.config, workflowId);
+          if (!opts.json) {
+            out(`restore of ${asset} to ${opts.node ?? a.node}:${target} started: workflow ${workflowId}`);
+            if (ui) out(`  ${ui}`);
+          }
+          if (!opts.wait) {
+            if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui });
+            return;
+          }
+          const result = await waitWithProgress<RestoreWorkflowResult>(client, workflowId, { quiet: opts.json });
+          if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, result });
+          else out(describeRestore(result));
+        } finally {
+          await connection.close().catch(() => {});
+        }
+      },
+    );
+}

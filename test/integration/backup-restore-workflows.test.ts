@@ -1,0 +1,168 @@
+/**
+ * BackupWorkflow and RestoreWorkflow end to end on the shared Temporal and
+ * MinIO, with an in-process orchestrator and node agent: a round trip that is
+ * byte-identical, an incremental second backup, restores by prefix and with a
+ * sealed include list, and the failures a person has to act on.
+ */
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Client, Connection } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sealIncludes } from '../../backups/include';
+import { loadTenantIdentities } from '../../tenancy/repositories';
+import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
+import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
+import { restoreWorkflow } from '../../workflows/restore';
+import { describeTree, makeAsset } from '../support/engine-fixtures';
+import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+
+let env: LifelineEnv;
+let orchestrator: RunningWorker;
+let agent: RunningWorker;
+let client: Client;
+let connection: Connection;
+
+const MISSING = join(tmpdir(), `lifeline-missing-${process.pid}-${Date.now()}`, 'asset');
+const FAST = { heartbeatTimeoutSeconds: 20, progressSignalMs: 300, changedRetryDelaySeconds: 1 };
+
+beforeAll(async () => {
+  env = await makeEnv('bkp-roundtrip', { assets: { model: { kind: 'model', labels: { run: 'r1' } }, missing: { kind: 'dataset', path: MISSING }, empty: { kind: 'dataset' } } });
+  await makeAsset(env.assetPath('model'), { smallFiles: 40, largeFileBytes: 5 * 1024 * 1024 });
+  ({ client, connection } = await connect(env));
+  orchestrator = await startWorker(env, 'orchestrator');
+  agent = await startWorker(env, 'node-agent');
+}, 300_000);
+
+afterAll(async () => {
+  await agent?.stop();
+  await orchestrator?.stop();
+  await connection?.close();
+  await removeEnv(env);
+});
+
+async function runBackup(asset: string, labels?: Record<string, string>): Promise<BackupWorkflowResult> {
+  const handle = await client.workflow.start(backupWorkflow, {
+    taskQueue: env.taskQueue,
+    workflowId: `backup-${asset}-${Date.now()}`,
+    args: [{ asset, trigger: 'manual', labels, options: FAST }],
+  });
+  return handle.result();
+}
+
+describe('backup and restore workflows', () => {
+  let first: BackupWorkflowResult;
+
+  it('backs up an asset and restores it byte-identical (modes, times, symlinks)', async () => {
+    const handle = await client.workflow.start(backupWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-model-${Date.now()}`,
+      args: [{ asset: 'model', trigger: 'manual', labels: { step: '7' }, options: FAST }],
+    });
+    first = await handle.result();
+    expect(first.snapshotId).toMatch(/^[0-9a-f]{64}$/);
+    expect(first).toMatchObject({ asset: 'model', node: env.node, tenant: env.tenant, trigger: 'manual', attempts: 1, runs: 1, parentId: null });
+    expect(first.labels).toEqual({ run: 'r1', trigger: 'manual', step: '7' });
+    expect(first.stats.files).toBe(45);
+    expect(first.stats.totalBytes).toBeGreaterThan(5 * 1024 * 1024);
+    // new = every file's content plus the tree blobs
+    expect(first.stats.newBytes).toBeGreaterThanOrEqual(first.stats.readBytes);
+    expect(first.stats.readBytes).toBe(first.stats.totalBytes);
+    const p = await handle.query<Progress>(PROGRESS_QUERY);
+    expect(p).toMatchObject({ phase: 'completed', filesDone: 45, filesTotal: 45, bytesDone: first.stats.totalBytes, bytesTotal: first.stats.totalBytes, etaSeconds: 0 });
+
+    const target = join(env.dir, 'restore-1');
+    const r = await client.workflow.execute(restoreWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId: `restore-model-${Date.now()}`,
+      args: [{ asset: 'model', target, options: FAST }],
+    });
+    expect(r).toMatchObject({ snapshotId: first.snapshotId, files: 45, bytes: first.stats.totalBytes, verified: true, node: env.node });
+    expect(await describeTree(target)).toEqual(await describeTree(env.assetPath('model')));
+  });
+
+  it('a second backup reads only what changed (parent snapshot)', async () => {
+    await writeFile(join(env.assetPath('model'), 'config.json'), JSON.stringify({ lr: 0.002 }));
+    const second = await runBackup('model');
+    expect(second.parentId).toBe(first.snapshotId);
+    expect(second.stats.files).toBe(45);
+    expect(second.stats.readBytes).toBe(JSON.stringify({ lr: 0.002 }).length);
+  });
+
+  it('restores a snapshot given by prefix, only the included paths (sealed, never in the history)', async () => {
+    const identities = await loadTenantIdentities(env.config, env.tenant);
+    const includeSealed = await sealIncludes(['weights/shards'], await identities.recipients());
+    const target = join(env.dir, 'restore-2');
+    const workflowId = `restore-model-inc-${Date.now()}`;
+    const r = await client.workflow.execute(restoreWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId,
+      args: [{ asset: 'model', from: { snapshotId: first.snapshotId.slice(0, 10) }, target, includeSealed, includeCount: 1, options: FAST }],
+    });
+    expect(r.snapshotId).toBe(first.snapshotId);
+    expect(r.files).toBe(2);
+    expect(Object.keys(await describeTree(target)).sort()).toEqual(['weights', 'weights/shards', 'weights/shards/a.bin', 'weights/shards/b.bin']);
+    // Neither the include path nor any restored file name is in the workflow's history.
+    const history = JSON.stringify(await client.workflow.getHandle(workflowId).fetchHistory());
+    expect(history).not.toContain('shards');
+    expect(history).not.toContain('a.bin');
+  });
+
+  it('refuses a non-empty target unless --overwrite, with a message that says so', async () => {
+    const target = join(env.dir, 'restore-3');
+    await mkdir(target, { recursive: true });
+    await writeFile(join(target, 'keep.txt'), 'x');
+    const err = await client.workflow
+      .execute(restoreWorkflow, { taskQueue: env.taskQueue, workflowId: `restore-model-ne-${Date.now()}`, args: [{ asset: 'model', target, options: FAST }] })
+      .then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const msg = String(((err as WorkflowFailedError).cause?.cause as Error | undefined)?.message);
+    expect(msg).toContain('is not empty');
+    expect(msg).toContain('--overwrite');
+    const r = await client.workflow.execute(restoreWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId: `restore-model-ow-${Date.now()}`,
+      args: [{ asset: 'model', target, overwrite: true, options: FAST }],
+    });
+    expect(r.files).toBe(45);
+    await rm(target, { recursive: true, force: true });
+  });
+
+  it('a missing asset path fails at once, naming asset, node, path and the fix', async () => {
+    const t0 = Date.now();
+    const err = await runBackup('missing').then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const failure = (err as WorkflowFailedError).cause?.cause as unknown as { message: string; type?: string; nonRetryable?: boolean };
+    expect(failure.type, failure.message).toBe('AssetPathMissing');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toContain('asset missing on node ' + env.node);
+    expect(failure.message).toContain(MISSING);
+    expect(failure.message).toContain('assets.missing.path');
+    expect(Date.now() - t0).toBeLessThan(60_000);
+  });
+
+  it('an empty asset backs up and restores (one empty tree)', async () => {
+    const r = await runBackup('empty');
+    expect(r.stats).toMatchObject({ files: 0, dirs: 0, totalBytes: 0 });
+    const target = join(env.dir, 'restore-empty');
+    const restored = await client.workflow.execute(restoreWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId: `restore-empty-${Date.now()}`,
+      args: [{ asset: 'empty', target, options: FAST }],
+    });
+    expect(restored).toMatchObject({ snapshotId: r.snapshotId, files: 0 });
+    expect(await describeTree(target)).toEqual({});
+  });
+
+  it('an unknown snapshot prefix fails with a clear message', async () => {
+    const err = await client.workflow
+      .execute(restoreWorkflow, {
+        taskQueue: env.taskQueue,
+        workflowId: `restore-model-bad-${Date.now()}`,
+        args: [{ asset: 'model', from: { snapshotId: 'ffffff00' }, target: join(env.dir, 'restore-4'), options: FAST }],
+      })
+      .then(() => null, (e: unknown) => e);
+    expect(String(((err as WorkflowFailedError).cause?.cause as Error | undefined)?.message)).toContain('no snapshot matches ffffff00');
+  });
+});

@@ -1,0 +1,332 @@
+/**
+ * BackupWorkflow — the runbook of one backup of one asset:
+ *
+ *   1. find the asset's node                          (orchestrator)
+ *   2. scan it there: wait for a complete checkpoint,  (node; the list stays in
+ *      walk, size, cut into batches                     a node-local work file)
+ *   3. take the lease and choose the parent            (orchestrator)
+ *   4. back up batch after batch, keeping only tree    (node)
+ *      blob ids and counts; continue as new every few
+ *      batches so no history grows without bound
+ *   5. confirm nothing changed since the scan          (node)
+ *   6. commit the signed manifest                      (orchestrator)
+ *
+ * If the asset changed under the backup (a file rewritten, removed, a new
+ * checkpoint started) or the lease lapsed, the backup starts over from the
+ * scan after a pause — everything already uploaded is reused — and fails
+ * loudly after a few attempts. It never commits a torn snapshot.
+ */
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  ContinueAsNew,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  isCancellation,
+  log,
+  proxyActivities,
+  setHandler,
+  sleep,
+  uuid4,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { AssetPlacement, BackupActivities, BackupScanResult } from '../activities/backup';
+import type { BackupPlan, BatchStats } from '../engine/archiver';
+import type { SnapshotStats } from '../engine/manifest';
+import { RESTART_BACKUP_TYPES } from './failure-types';
+import { etaSeconds, PROGRESS_QUERY, PROGRESS_SIGNAL, type Phase, type Progress, type ProgressUpdate } from './progress';
+import { nodeTaskQueue } from './task-queues';
+
+export interface BackupWorkflowInput {
+  asset: string;
+  trigger: 'schedule' | 'manual' | 'event';
+  /** recorded with the snapshot, over the asset's configured labels */
+  labels?: Record<string, string>;
+  /** tuning (tests pass small values) */
+  options?: BackupTuning;
+  /** state carried across continue-as-new; set only by the workflow itself */
+  continued?: BackupCarry;
+}
+
+export interface BackupTuning {
+  /** entries per batch activity (default 5000) */
+  batchMaxEntries?: number;
+  /** bytes per batch activity (default 4 GiB) */
+  batchMaxBytes?: number;
+  /** batches per workflow run before continuing as new (default 10) */
+  batchesPerRun?: number;
+  /** node activities must heartbeat within this (default 60 s); a dead node agent is noticed after it */
+  heartbeatTimeoutSeconds?: number;
+  /** how often the backup starts over when the asset changes under it (default 3) */
+  changedRetries?: number;
+  /** pause before starting over (default 30 s, doubling) */
+  changedRetryDelaySeconds?: number;
+  /** marker mode: how long to wait for a complete checkpoint (default 6 h) */
+  checkpointWaitSeconds?: number;
+  checkpointPollSeconds?: number;
+  /** minimum time between progress signals from activities (default 5000 ms) */
+  progressSignalMs?: number;
+}
+
+/** Everything a continued run needs: ids, counts and tree blob ids — never file names. */
+export interface BackupCarry {
+  placement: AssetPlacement;
+  /** 1-based; grows when the backup starts over */
+  attempt: number;
+  /** workflow runs so far (continue-as-new), including this one */
+  runs: number;
+  startedAtMs: number;
+  scan?: BackupScanResult;
+  plan?: BackupPlan;
+  /** next batch to back up */
+  cursor: number;
+  tree: string[];
+  stats: BatchStats;
+  bytesPerSecond: number;
+}
+
+export interface BackupWorkflowResult {
+  asset: string;
+  node: string;
+  tenant: string;
+  trigger: BackupWorkflowInput['trigger'];
+  snapshotId: string;
+  parentId: string | null;
+  labels: Record<string, string>;
+  stats: SnapshotStats;
+  /** entries in the snapshot */
+  entries: number;
+  /** entries that are not files, folders or symlinks (listed in the node's work folder) */
+  skipped: number;
+  /** entries left out as temporary (checkpoint temporaryPattern) */
+  excluded: number;
+  batches: number;
+  /** workflow runs (continue-as-new) this backup took */
+  runs: number;
+  /** 1 unless the asset changed under the backup and it started over */
+  attempts: number;
+  /** time spent waiting for a complete checkpoint */
+  waitedSeconds: number;
+  durationMs: number;
+}
+
+export const progressQuery = defineQuery<Progress>(PROGRESS_QUERY);
+export const progressSignal = defineSignal<[ProgressUpdate]>(PROGRESS_SIGNAL);
+
+const emptyStats = (): BatchStats => ({ files: 0, dirs: 0, symlinks: 0, totalBytes: 0, readBytes: 0, newBytes: 0, newBlobs: 0, uploadedBytes: 0 });
+const addStats = (a: BatchStats, b: BatchStats): BatchStats => {
+  const out = { ...a };
+  for (const k of Object.keys(out) as Array<keyof BatchStats>) out[k] += b[k];
+  return out;
+};
+
+function failureType(err: unknown): string | undefined {
+  const cause = err instanceof ActivityFailure ? err.cause : err;
+  return cause instanceof ApplicationFailure ? (cause.type ?? undefined) : undefined;
+}
+
+export async function backupWorkflow(input: BackupWorkflowInput): Promise<BackupWorkflowResult> {
+  const opts = input.options ?? {};
+  const orchestrator = proxyActivities<BackupActivities>({
+    startToCloseTimeout: '30 minutes',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 20 },
+  });
+
+  // ---- state (carried across continue-as-new) -----------------------------------------
+  const carry: BackupCarry = input.continued ?? {
+    placement: await orchestrator.assetPlacement(input.asset),
+    attempt: 1,
+    runs: 1,
+    startedAtMs: Date.now(),
+    cursor: 0,
+    tree: [],
+    stats: emptyStats(),
+    bytesPerSecond: 0,
+  };
+  const { placement } = carry;
+  let phase: Phase = carry.plan ? 'uploading' : 'starting';
+  let live: ProgressUpdate | undefined;
+  /** the activity whose progress counts: -1 scan, batch index, -2 confirm */
+  let step = -1;
+  let opId = carry.plan?.backupId ?? carry.scan?.backupId ?? '';
+
+  setHandler(progressSignal, (u) => {
+    if (u.opId !== opId || u.step !== step) return; // a late update of an earlier step
+    live = u;
+    if (u.bytesPerSecond > 0) carry.bytesPerSecond = u.bytesPerSecond;
+  });
+  setHandler(progressQuery, (): Progress => {
+    const scanning = step === -1 && phase !== 'committing';
+    const filesTotal = carry.scan?.files ?? 0;
+    const bytesTotal = carry.scan?.bytes ?? 0;
+    const filesDone = scanning ? (live?.filesDone ?? 0) : Math.min(filesTotal, carry.stats.files + (step >= 0 ? (live?.filesDone ?? 0) : 0));
+    const bytesDone = scanning ? 0 : Math.min(bytesTotal, carry.stats.totalBytes + (step >= 0 ? (live?.bytesDone ?? 0) : 0));
+    const rate = live?.bytesPerSecond ?? carry.bytesPerSecond;
+    return {
+      phase: live?.phase === 'waiting-for-checkpoint' ? live.phase : phase,
+      filesDone,
+      filesTotal,
+      bytesDone,
+      bytesTotal,
+      bytesPerSecond: rate,
+      etaSeconds: phase === 'completed' ? 0 : etaSeconds(bytesTotal, bytesDone, rate),
+      ...(live?.retrying ? { retrying: live.retrying } : {}),
+      attempt: carry.attempt,
+      batchesDone: carry.cursor,
+      batches: carry.scan?.batches ?? 0,
+    };
+  });
+
+  const heartbeatTimeout = `${opts.heartbeatTimeoutSeconds ?? 60} seconds`;
+  const nodeRetry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' };
+  const waitSeconds = opts.checkpointWaitSeconds ?? 6 * 3600;
+  const node = proxyActivities<BackupActivities>({
+    taskQueue: nodeTaskQueue(placement.node),
+    heartbeatTimeout,
+    startToCloseTimeout: '6 hours',
+    // A node agent may be down for a while (restart, reboot): keep the work queued.
+    scheduleToCloseTimeout: '24 hours',
+    retry: nodeRetry,
+  });
+  const nodeScan = proxyActivities<BackupActivities>({
+    taskQueue: nodeTaskQueue(placement.node),
+    heartbeatTimeout,
+    startToCloseTimeout: `${waitSeconds + 2 * 3600} seconds`,
+    scheduleToCloseTimeout: `${waitSeconds + 24 * 3600} seconds`,
+    retry: nodeRetry,
+  });
+  const nodeCleanup = proxyActivities<BackupActivities>({
+    taskQueue: nodeTaskQueue(placement.node),
+    scheduleToCloseTimeout: '2 minutes',
+    retry: { initialInterval: '1 second', maximumAttempts: 3 },
+  });
+  const labels = { trigger: input.trigger, ...(input.labels ?? {}) };
+  const batchesPerRun = Math.max(1, opts.batchesPerRun ?? 10);
+  let batchesThisRun = 0;
+
+  /** Lets go of a backup that will not be committed: its lease and its work file. */
+  const abandon = (backupId: string) =>
+    CancellationScope.nonCancellable(async () => {
+      await orchestrator.backupAbandon({ asset: input.asset, backupId }).catch((e: unknown) => log.warn('could not release the backup lease (it expires by itself)', { error: String(e) }));
+      await nodeCleanup.backupDiscardScan({ asset: input.asset, backupId }).catch((e: unknown) => log.warn('could not remove the scan work file (pruned later)', { error: String(e) }));
+    });
+
+  for (;;) {
+    try {
+      // ---- 2. scan on the node ------------------------------------------------------------
+      if (!carry.scan) {
+        opId = uuid4().replace(/-/g, '');
+        step = -1;
+        phase = 'scanning';
+        live = undefined;
+        carry.scan = await nodeScan.backupScan({
+          asset: input.asset,
+          backupId: opId,
+          batchMaxEntries: opts.batchMaxEntries,
+          batchMaxBytes: opts.batchMaxBytes,
+          checkpointWaitSeconds: waitSeconds,
+          checkpointPollSeconds: opts.checkpointPollSeconds,
+          signalEveryMs: opts.progressSignalMs,
+        });
+        live = undefined;
+      }
+      // ---- 3. lease and parent --------------------------------------------------------------
+      if (!carry.plan) {
+        phase = 'starting';
+        carry.plan = await orchestrator.backupBegin({ asset: input.asset, backupId: carry.scan.backupId, labels });
+        carry.cursor = 0;
+        carry.tree = [];
+        carry.stats = emptyStats();
+      }
+      const plan = carry.plan;
+      opId = plan.backupId;
+
+      // ---- 4. batches -----------------------------------------------------------------------
+      phase = 'uploading';
+      while (carry.cursor < carry.scan.batches) {
+        if (batchesThisRun >= batchesPerRun || workflowInfo().continueAsNewSuggested) {
+          log.info('continuing as new', { batchesDone: carry.cursor, batches: carry.scan.batches });
+          await continueAsNew<typeof backupWorkflow>({ ...input, continued: { ...carry, runs: carry.runs + 1 } });
+        }
+        step = carry.cursor;
+        live = undefined;
+        const r = await node.backupBatch({ asset: input.asset, plan, batch: carry.cursor, signalEveryMs: opts.progressSignalMs });
+        carry.tree.push(...r.tree);
+        carry.stats = addStats(carry.stats, r.stats);
+        carry.cursor++;
+        batchesThisRun++;
+        live = undefined;
+      }
+
+      // ---- 5. nothing changed since the scan? ---------------------------------------------------
+      step = -2;
+      phase = 'confirming';
+      await node.backupConfirm({ asset: input.asset, backupId: plan.backupId });
+
+      // ---- 6. commit ------------------------------------------------------------------------
+      phase = 'committing';
+      const committed = await orchestrator.backupCommit({
+        asset: input.asset,
+        plan,
+        tree: carry.tree,
+        stats: carry.stats,
+        durationMs: Date.now() - carry.startedAtMs,
+      });
+      phase = 'completed';
+      await nodeCleanup.backupDiscardScan({ asset: input.asset, backupId: plan.backupId }).catch(() => undefined);
+      log.info('backup committed', { asset: input.asset, snapshotId: committed.snapshotId, files: committed.stats.files, attempts: carry.attempt, runs: carry.runs });
+      return {
+        asset: input.asset,
+        node: placement.node,
+        tenant: placement.tenant,
+        trigger: input.trigger,
+        snapshotId: committed.snapshotId,
+        parentId: committed.parent,
+        labels: plan.labels,
+        stats: committed.stats,
+        entries: carry.scan.entries,
+        skipped: carry.scan.skipped,
+        excluded: carry.scan.excluded,
+        batches: carry.scan.batches,
+        runs: carry.runs,
+        attempts: carry.attempt,
+        waitedSeconds: carry.scan.waitedSeconds,
+        durationMs: Date.now() - carry.startedAtMs,
+      };
+    } catch (err) {
+      if (err instanceof ContinueAsNew) throw err;
+      const backupId = carry.plan?.backupId ?? carry.scan?.backupId;
+      const type = failureType(err);
+      const retries = opts.changedRetries ?? 3;
+      if (!isCancellation(err) && type !== undefined && RESTART_BACKUP_TYPES.includes(type) && carry.attempt <= retries) {
+        // ---- the asset changed under us (or the lease lapsed): start over -------------------
+        const delay = (opts.changedRetryDelaySeconds ?? 30) * 2 ** (carry.attempt - 1);
+        log.warn('backup starts over', { asset: input.asset, reason: type, attempt: carry.attempt, delaySeconds: delay });
+        if (backupId) await abandon(backupId);
+        carry.attempt++;
+        carry.scan = undefined;
+        carry.plan = undefined;
+        carry.cursor = 0;
+        carry.tree = [];
+        carry.stats = emptyStats();
+        phase = 'waiting-to-retry';
+        step = -3;
+        live = undefined;
+        await sleep(`${delay} seconds`);
+        continue;
+      }
+      phase = 'failed';
+      if (backupId) await abandon(backupId);
+      if (type !== undefined && RESTART_BACKUP_TYPES.includes(type)) {
+        throw ApplicationFailure.nonRetryable(
+          `backup of ${input.asset} gave up after ${carry.attempt} attempts because the asset kept changing while it was read: ${(err as ActivityFailure).cause?.message ?? String(err)}`,
+          'AssetKeepsChanging',
+        );
+      }
+      throw err;
+    }
+  }
+}
