@@ -328,7 +328,7 @@ export interface BatchOptions {
  */
 export async function backupBatch(repo: Repository, opts: BatchOptions): Promise<BatchResult> {
   const session = new BackupSession(repo, {
-    uploadConcurrency: opts.uploadConcurrency ?? 4,
+    uploadConcurrency: opts.uploadConcurrency ?? 3,
     packsPerIndex: opts.packsPerIndex ?? 1,
     onUploaded: (n) => opts.onWork?.({ bytes: 0, files: 0, uploaded: n }),
     afterPack: opts.hooks?.afterPack,

@@ -15,6 +15,7 @@
  *
  * Key material never appears in messages, String(), JSON or util.inspect.
  */
+import sodium from 'sodium-native';
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes, type KeyObject } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { Transform, type TransformCallback } from 'node:stream';
@@ -438,7 +439,19 @@ function setChunkNonce(nonce: Buffer, index: number, last: boolean): void {
 
 class ChunkCipher {
   private readonly nonce = Buffer.alloc(12);
-  constructor(private readonly key: KeyObject) {}
+  /** raw key bytes for libsodium, which seals into a caller's buffer (no per-chunk allocation) */
+  readonly #raw: Buffer;
+  constructor(private readonly key: KeyObject) {
+    this.#raw = key.export();
+  }
+
+  /** Seal one chunk into `out` at `pos` (ciphertext ‖ tag, plain.length + 16 bytes); returns the bytes written. */
+  sealInto(index: number, last: boolean, plain: Uint8Array, out: Buffer, pos: number): number {
+    setChunkNonce(this.nonce, index, last);
+    const n = plain.length + TAG;
+    sodium.crypto_aead_chacha20poly1305_ietf_encrypt(out.subarray(pos, pos + n), plain, null, null, this.nonce, this.#raw);
+    return n;
+  }
 
   /** Seal one chunk; returns [ciphertext, tag] (two buffers: no concat of 64 KiB). */
   seal(index: number, last: boolean, plain: Uint8Array): [Buffer, Buffer] {
@@ -574,6 +587,72 @@ export class AgeEncryptor {
     if (ct.length > 0) out.push(ct);
     out.push(tag);
     this.#ciphertextBytes += ct.length + tag.length;
+  }
+
+  /**
+   * Like write(), but seals into `dst` starting at `pos` (the same bytes write()
+   * would return, laid end to end) and returns the new position. `dst` needs
+   * room for maxOutputFor(plain.length) bytes. Used by packs, whose buffers are
+   * reused: no allocation and no copy per 64 KiB chunk.
+   */
+  writeTo(plain: Uint8Array, dst: Buffer, pos: number): number {
+    if (this.#finished) throw new Error('AgeEncryptor: write() after finish()');
+    pos = this.#startTo(dst, pos);
+    const len = plain.length;
+    if (len === 0) return pos;
+    this.#plaintextBytes += len;
+    let i = 0;
+    if (this.#stagingLength === CHUNK) {
+      pos = this.#sealTo(this.#staging, false, dst, pos);
+      this.#stagingLength = 0;
+    }
+    if (this.#stagingLength > 0) {
+      const n = Math.min(CHUNK - this.#stagingLength, len);
+      this.#staging.set(plain.subarray(0, n), this.#stagingLength);
+      this.#stagingLength += n;
+      i = n;
+      if (i === len) return pos;
+      pos = this.#sealTo(this.#staging, false, dst, pos);
+      this.#stagingLength = 0;
+    }
+    while (len - i > CHUNK) {
+      pos = this.#sealTo(plain.subarray(i, i + CHUNK), false, dst, pos);
+      i += CHUNK;
+    }
+    this.#staging.set(plain.subarray(i), 0);
+    this.#stagingLength = len - i;
+    return pos;
+  }
+
+  /** Like finish(), into `dst` at `pos`; returns the new position. */
+  finishTo(dst: Buffer, pos: number): number {
+    if (this.#finished) throw new Error('AgeEncryptor: finish() called twice');
+    pos = this.#startTo(dst, pos);
+    this.#finished = true;
+    pos = this.#sealTo(this.#staging.subarray(0, this.#stagingLength), true, dst, pos);
+    this.#stagingLength = 0;
+    return pos;
+  }
+
+  /** Upper bound of the bytes writeTo(n bytes) followed by finishTo() can produce from now on. */
+  maxOutputFor(plaintextBytes: number): number {
+    const pending = this.#stagingLength + plaintextBytes;
+    return (this.#started ? 0 : this.#header.length + AGE_NONCE_SIZE) + pending + TAG * (Math.ceil(pending / CHUNK) + 1);
+  }
+
+  #startTo(dst: Buffer, pos: number): number {
+    if (this.#started) return pos;
+    this.#started = true;
+    this.#header.copy(dst, pos);
+    this.#nonce.copy(dst, pos + this.#header.length);
+    this.#ciphertextBytes += this.#header.length + this.#nonce.length;
+    return pos + this.#header.length + this.#nonce.length;
+  }
+
+  #sealTo(plain: Uint8Array, last: boolean, dst: Buffer, pos: number): number {
+    const n = this.#cipher.sealInto(this.#chunkIndex++, last, plain, dst, pos);
+    this.#ciphertextBytes += n;
+    return pos + n;
   }
 
   /** Append plaintext; returns ciphertext produced so far (possibly empty). The first call's output starts with header+nonce. */
