@@ -233,10 +233,20 @@ function verificationBelongs(repo: Repository) {
   };
 }
 
-/** Verification records, oldest first; of one snapshot, or of all when `snapshotId` is omitted. */
-export async function listVerifications(repo: Repository, opts: { snapshotId?: string; onWarning?: RecordWarningSink } = {}): Promise<VerificationRecord[]> {
+/** Verification records, oldest first: of one snapshot, of some (`snapshotIds`), or of all. */
+export async function listVerifications(
+  repo: Repository,
+  opts: { snapshotId?: string; snapshotIds?: ReadonlySet<string>; onWarning?: RecordWarningSink } = {},
+): Promise<VerificationRecord[]> {
   const prefix = opts.snapshotId ? recordKeys.verifications(opts.snapshotId) : 'verifications/';
-  const records = await readRecords(repo, prefix, { schema: VerificationBodySchema, belongs: verificationBelongs(repo), onWarning: opts.onWarning });
+  const only = opts.snapshotIds;
+  const records = await readRecords(repo, prefix, {
+    schema: VerificationBodySchema,
+    belongs: verificationBelongs(repo),
+    onWarning: opts.onWarning,
+    // Names are only a filter here; what a record says is checked against its key after decrypting.
+    ...(only ? { filterKey: (key: string) => only.has(key.split('/')[1] ?? '') } : {}),
+  });
   return records.sort(compareVerifications);
 }
 
@@ -293,8 +303,11 @@ export function verificationState(records: VerificationRecord[]): SnapshotVerifi
   };
 }
 
-/** State of every snapshot that has records (snapshots without any are `unverified`). */
-export async function verificationStates(repo: Repository, opts: { onWarning?: RecordWarningSink } = {}): Promise<Map<string, SnapshotVerification>> {
+/** State of every snapshot (or of `snapshotIds`) that has records; snapshots without any are `unverified`. */
+export async function verificationStates(
+  repo: Repository,
+  opts: { snapshotIds?: ReadonlySet<string>; onWarning?: RecordWarningSink } = {},
+): Promise<Map<string, SnapshotVerification>> {
   const bySnapshot = new Map<string, VerificationRecord[]>();
   for (const r of await listVerifications(repo, opts)) {
     const list = bySnapshot.get(r.body.snapshotId) ?? [];
@@ -453,11 +466,12 @@ export interface SnapshotStatus extends SnapshotSummary {
 
 /** Every snapshot (of one asset, or all) with its verification state, holds and quarantine marks; oldest first. */
 export async function snapshotStatuses(repo: Repository, opts: { asset?: string; onWarning?: RecordWarningSink } = {}): Promise<SnapshotStatus[]> {
-  const [snapshots, states, holds, marks] = await Promise.all([
-    repo.listSnapshots(opts.asset ? { asset: opts.asset } : undefined),
-    verificationStates(repo, opts),
-    listHolds(repo, opts),
-    listQuarantined(repo, opts),
+  const snapshots = await repo.listSnapshots(opts.asset ? { asset: opts.asset } : undefined);
+  const [states, holds, marks] = await Promise.all([
+    // Only this asset's records are read (other assets of the tenant may have many).
+    verificationStates(repo, { snapshotIds: new Set(snapshots.map((s) => s.id)), onWarning: opts.onWarning }),
+    listHolds(repo, { onWarning: opts.onWarning }),
+    listQuarantined(repo, { onWarning: opts.onWarning }),
   ]);
   const group = (list: Mark[]) => {
     const m = new Map<string, Mark[]>();
@@ -478,9 +492,21 @@ export function pickLastVerified<T extends Pick<SnapshotStatus, 'id' | 'verifica
   return null;
 }
 
-/** "Last verified" snapshot of an asset, or null when none qualifies. */
+/**
+ * "Last verified" snapshot of an asset, or null when none qualifies. Walks from
+ * the newest snapshot back and stops at the first that qualifies, so usually
+ * only the newest snapshots' records are read.
+ */
 export async function lastVerifiedSnapshot(repo: Repository, asset: string, opts: { onWarning?: RecordWarningSink } = {}): Promise<SnapshotStatus | null> {
-  return pickLastVerified(await snapshotStatuses(repo, { asset, onWarning: opts.onWarning }));
+  const [snapshots, holds, marks] = await Promise.all([repo.listSnapshots({ asset }), listHolds(repo, opts), listQuarantined(repo, opts)]);
+  for (let i = snapshots.length - 1; i >= 0; i--) {
+    const s = snapshots[i]!;
+    const quarantine = marks.filter((m) => m.snapshotId === s.id);
+    if (quarantine.length > 0) continue;
+    const verification = verificationState(await listVerifications(repo, { snapshotId: s.id, onWarning: opts.onWarning }));
+    if (verification.state === 'verified') return { ...s, verification, holds: holds.filter((h) => h.snapshotId === s.id), quarantine };
+  }
+  return null;
 }
 
 /**
