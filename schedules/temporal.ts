@@ -111,7 +111,7 @@ export async function applySchedules(client: Client, config: LoadedConfig, opts:
   }
 
   const wanted = new Set(desired.map((d) => d.id));
-  for (const id of await knownIds(client, config, scope)) {
+  for (const id of [...(await knownIds(client, config, scope))].sort()) {
     if (wanted.has(id)) continue;
     const handle = client.schedule.getHandle(id);
     const current = await describeOrNull(handle);
