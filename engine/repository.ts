@@ -278,7 +278,7 @@ export class Repository {
       return reader.decryptRange(cipher, offset, length, pack.plaintextBytes, into);
     } finally {
       // Decryption copied the plaintext out, so the ciphertext buffer can be reused at once.
-      if (pooled && this.cipherBuffers.length < 8) this.cipherBuffers.push(pooled);
+      if (pooled && this.cipherBuffers.length < 4) this.cipherBuffers.push(pooled);
     }
   }
 

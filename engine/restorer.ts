@@ -290,7 +290,7 @@ async function* readInOrder(repo: Repository, reads: Read[], concurrency: number
     (async (): Promise<ReadOutcome> => {
       const buf = free.pop() ?? Buffer.allocUnsafeSlow(MAX_READ);
       const release = () => {
-        if (free.length < concurrency * 2 + 2) free.push(buf);
+        if (free.length < concurrency + 2) free.push(buf);
       };
       try {
         const data = await repo.readPackRange(r.packId, r.offset, r.length, signal, r.length <= buf.length ? buf : undefined);

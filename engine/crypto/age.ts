@@ -462,6 +462,29 @@ class ChunkCipher {
     return [ct, c.getAuthTag()];
   }
 
+  /**
+   * Open one sealed chunk into `out` at `pos` (exactly sealed.length − 16 bytes);
+   * nothing is written unless the tag verifies. Returns the plaintext length.
+   */
+  openInto(index: number, last: boolean, sealed: Uint8Array, out: Buffer, pos: number): number {
+    if (sealed.length < TAG) {
+      throw new AgeAuthError(`age payload chunk ${index} is truncated (${sealed.length} bytes, shorter than its tag)`, index);
+    }
+    setChunkNonce(this.nonce, index, last);
+    const n = sealed.length - TAG;
+    try {
+      sodium.crypto_aead_chacha20poly1305_ietf_decrypt(out.subarray(pos, pos + n), null, sealed, null, this.nonce, this.#raw);
+    } catch {
+      throw new AgeAuthError(
+        last
+          ? `age payload chunk ${index} (final) failed authentication: the file was tampered with or truncated`
+          : `age payload chunk ${index} failed authentication: the file was tampered with`,
+        index,
+      );
+    }
+    return n;
+  }
+
   /** Open one sealed chunk (ciphertext ‖ tag). Plaintext is returned only after the tag verified. */
   open(index: number, last: boolean, sealed: Uint8Array): Buffer {
     if (sealed.length < TAG) {
@@ -854,11 +877,19 @@ export class AgePayloadReader {
           i,
         );
       }
-      const pt = this.#cipher.open(i, i === chunks - 1, cipher.subarray(cpos, cpos + seglen));
-      cpos += seglen;
       const chunkStart = i * CHUNK;
       const from = Math.max(offset, chunkStart) - chunkStart;
       const to = Math.min(end, chunkStart + plen) - chunkStart;
+      if (into !== undefined && from === 0 && to === plen) {
+        // A whole chunk of the range: decrypt straight into the caller's buffer.
+        out ??= into.subarray(0, length);
+        this.#cipher.openInto(i, i === chunks - 1, cipher.subarray(cpos, cpos + seglen), out, outPos);
+        cpos += seglen;
+        outPos += plen;
+        continue;
+      }
+      const pt = this.#cipher.open(i, i === chunks - 1, cipher.subarray(cpos, cpos + seglen));
+      cpos += seglen;
       if (first === last && into === undefined) {
         // One chunk: hand out the decrypted buffer itself, or a copy when the
         // slice is small, so a cached small blob does not pin a 64 KiB chunk.
