@@ -1,3 +1,5 @@
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
@@ -7,7 +9,11 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 300_000,
     // Lifeline targets Node 20; the AWS SDK's notice about its future Node 22 floor is noise in test output.
-    env: { AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true' },
+    env: {
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
+      // Tests make many throwaway repositories: keep their index cache out of the user's ~/.cache.
+      LIFELINE_CACHE_DIR: join(tmpdir(), `lifeline-test-cache-${process.pid}`),
+    },
     projects: [
       {
         // Pure tests: no services, no Go tools (`vitest run test/unit` starts nothing).
