@@ -6,7 +6,7 @@
  * previous good snapshot. The CLI shows the same states.
  */
 import { randomBytes } from 'node:crypto';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { ApplicationFailure } from '@temporalio/common';
@@ -25,8 +25,8 @@ import { testS3Client, testServices, uniqueTaskQueue } from '../support/services
 
 const asset = `llm-${suffix()}`;
 let p: TestPlatform;
-let worker: LifelineWorker;
-let running: Promise<void>;
+const workers: LifelineWorker[] = [];
+const running: Array<Promise<void>> = [];
 let connection: Connection;
 let client: Client;
 let taskQueue: string;
@@ -35,30 +35,33 @@ const log = createBufferLogger({ level: 'info' });
 beforeAll(async () => {
   p = await createTestPlatform({ label: 'verify', assets: { [asset]: {} } });
   taskQueue = uniqueTaskQueue('verify');
-  worker = await createLifelineWorker({ config: p.config, role: 'orchestrator', logger: log.logger, taskQueue });
-  running = worker.run();
+  workers.push(await createLifelineWorker({ config: p.config, role: 'orchestrator', logger: log.logger, taskQueue }));
+  // The node agent restores "last verified" at the end.
+  workers.push(await createLifelineWorker({ config: p.config, role: 'node-agent', nodeId: p.node, logger: log.logger }));
+  for (const w of workers) running.push(w.run());
   const svc = testServices();
   connection = await Connection.connect({ address: svc.temporal.address });
   client = new Client({ connection, namespace: svc.temporal.namespace });
 });
 
 afterAll(async () => {
-  worker?.worker.shutdown();
-  await running?.catch(() => {});
+  for (const w of workers) w.worker.shutdown();
+  await Promise.allSettled(running);
   await connection?.close();
   await p?.cleanup();
 });
 
-async function snapshot(step: number): Promise<{ id: string; packs: string[] }> {
+async function snapshot(step: number): Promise<{ id: string; packs: string[]; weights: Buffer }> {
   const repo = await p.repository();
   const before = new Set<string>();
   for await (const o of repo.store.list('data/')) before.add(o.key);
-  await writeFile(join(p.assetPath(asset), 'weights.bin'), randomBytes(300_000 + step));
+  const weights = randomBytes(300_000 + step);
+  await writeFile(join(p.assetPath(asset), 'weights.bin'), weights);
   await writeFile(join(p.assetPath(asset), 'config.json'), JSON.stringify({ step }));
   const r = await backup(repo, { root: p.assetPath(asset), asset: { name: asset, kind: 'model', tenant: 'acme', node: p.node }, labels: { step: String(step) } });
   const packs: string[] = [];
   for await (const o of repo.store.list('data/')) if (!before.has(o.key)) packs.push(o.key);
-  return { id: r.snapshotId, packs };
+  return { id: r.snapshotId, packs, weights };
 }
 
 type Outcome = { ok: true; result: VerifyResult } | { ok: false; failure: ApplicationFailure; activityAttempts: number[] };
@@ -78,7 +81,7 @@ async function verify(args: Record<string, unknown>): Promise<Outcome> {
 }
 
 describe('verification', () => {
-  const snaps: Array<{ id: string; packs: string[] }> = [];
+  const snaps: Array<{ id: string; packs: string[]; weights: Buffer }> = [];
 
   it('deep verification of good snapshots records them verified', async () => {
     for (let i = 0; i < 3; i++) snaps.push(await snapshot(i));
@@ -120,8 +123,17 @@ describe('verification', () => {
     expect(verificationState(await listVerifications(repo, { snapshotId: s1.id })).state).toBe('verified');
     expect(verificationState(await listVerifications(repo, { snapshotId: s0.id })).state).toBe('verified');
 
-    // "Last verified" is now the previous good snapshot.
+    // "Last verified" is now the previous good snapshot, and a restore of "last verified" restores it.
     expect((await lastVerifiedSnapshot(repo, asset))!.id).toBe(s1.id);
+    const target = join(p.dir, 'restored');
+    const restored = (await client.workflow.execute('restoreWorkflow', {
+      taskQueue,
+      workflowId: `test-restore-${suffix()}`,
+      args: [{ asset, from: 'last-verified', target }],
+    })) as { snapshotId: string; files: number };
+    expect(restored).toMatchObject({ snapshotId: s1.id, files: 2 });
+    expect((await readFile(join(target, 'weights.bin'))).equals(s1.weights)).toBe(true);
+    expect(JSON.parse(await readFile(join(target, 'config.json'), 'utf8'))).toEqual({ step: 1 });
 
     // The integrity-failure event: an error-level log line naming asset, snapshot and object.
     const events = log
