@@ -136,8 +136,9 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
   });
 
   // ---- state (carried across continue-as-new) -----------------------------------------
-  const carry: BackupCarry = input.continued ?? {
-    placement: await orchestrator.assetPlacement(input.asset),
+  // Handlers are registered before the first await, so `progress` answers from the start.
+  const fresh = (placement: AssetPlacement): BackupCarry => ({
+    placement,
     attempt: 1,
     runs: 1,
     startedAtMs: Date.now(),
@@ -145,26 +146,27 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     tree: [],
     stats: emptyStats(),
     bytesPerSecond: 0,
-  };
-  const { placement } = carry;
-  let phase: Phase = carry.plan ? 'uploading' : 'starting';
+  });
+  let carry: BackupCarry | undefined = input.continued;
+  let phase: Phase = carry?.plan ? 'uploading' : 'starting';
   let live: ProgressUpdate | undefined;
   /** the activity whose progress counts: -1 scan, batch index, -2 confirm */
   let step = -1;
-  let opId = carry.plan?.backupId ?? carry.scan?.backupId ?? '';
+  let opId = carry?.plan?.backupId ?? carry?.scan?.backupId ?? '';
 
   setHandler(progressSignal, (u) => {
     if (u.opId !== opId || u.step !== step) return; // a late update of an earlier step
     live = u;
-    if (u.bytesPerSecond > 0) carry.bytesPerSecond = u.bytesPerSecond;
+    if (u.bytesPerSecond > 0 && carry) carry.bytesPerSecond = u.bytesPerSecond;
   });
   setHandler(progressQuery, (): Progress => {
     const scanning = step === -1 && phase !== 'committing';
-    const filesTotal = carry.scan?.files ?? 0;
-    const bytesTotal = carry.scan?.bytes ?? 0;
-    const filesDone = scanning ? (live?.filesDone ?? 0) : Math.min(filesTotal, carry.stats.files + (step >= 0 ? (live?.filesDone ?? 0) : 0));
-    const bytesDone = scanning ? 0 : Math.min(bytesTotal, carry.stats.totalBytes + (step >= 0 ? (live?.bytesDone ?? 0) : 0));
-    const rate = live?.bytesPerSecond ?? carry.bytesPerSecond;
+    const stats = carry?.stats ?? emptyStats();
+    const filesTotal = carry?.scan?.files ?? 0;
+    const bytesTotal = carry?.scan?.bytes ?? 0;
+    const filesDone = scanning ? (live?.filesDone ?? 0) : Math.min(filesTotal, stats.files + (step >= 0 ? (live?.filesDone ?? 0) : 0));
+    const bytesDone = scanning ? 0 : Math.min(bytesTotal, stats.totalBytes + (step >= 0 ? (live?.bytesDone ?? 0) : 0));
+    const rate = live?.bytesPerSecond ?? carry?.bytesPerSecond ?? 0;
     return {
       phase: live?.phase === 'waiting-for-checkpoint' ? live.phase : phase,
       filesDone,
@@ -174,11 +176,14 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       bytesPerSecond: rate,
       etaSeconds: phase === 'completed' ? 0 : etaSeconds(bytesTotal, bytesDone, rate),
       ...(live?.retrying ? { retrying: live.retrying } : {}),
-      attempt: carry.attempt,
-      batchesDone: carry.cursor,
-      batches: carry.scan?.batches ?? 0,
+      attempt: carry?.attempt ?? 1,
+      batchesDone: carry?.cursor ?? 0,
+      batches: carry?.scan?.batches ?? 0,
     };
   });
+
+  carry ??= fresh(await orchestrator.assetPlacement(input.asset));
+  const { placement } = carry;
 
   const heartbeatTimeout = `${opts.heartbeatTimeoutSeconds ?? 60} seconds`;
   const nodeRetry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' };
