@@ -35,7 +35,7 @@ export function describeBackup(r: BackupWorkflowResult): string {
     `snapshot ${r.snapshotId}`,
     `  asset ${r.asset} (tenant ${r.tenant}, node ${r.node}), trigger ${r.trigger}${r.parentId ? `, parent ${r.parentId.slice(0, 12)}` : ''}`,
     `  ${s.files} files, ${s.dirs} folders, ${s.symlinks} symlinks, ${formatBytes(s.totalBytes)}; read ${formatBytes(s.readBytes)}, new ${formatBytes(s.newBytes)}, uploaded ${formatBytes(s.uploadedBytes)}`,
-    `  ${r.batches} batches in ${r.runs} workflow run${r.runs === 1 ? '' : 's'}, ${(r.durationMs / 1000).toFixed(1)} s${r.attempts > 1 ? `, ${r.attempts} attempts (the asset changed during the backup)` : ''}${r.waitedSeconds ? `, waited ${r.waitedSeconds} s for a complete checkpoint` : ''}`,
+    `  ${r.batches} batch${r.batches === 1 ? '' : 'es'} in ${r.runs} workflow run${r.runs === 1 ? '' : 's'}, ${(r.durationMs / 1000).toFixed(1)} s${r.attempts > 1 ? `, ${r.attempts} attempts (the asset changed during the backup)` : ''}${r.waitedSeconds ? `, waited ${r.waitedSeconds} s for a complete checkpoint` : ''}`,
     ...(r.skipped ? [`  ${r.skipped} entries skipped (not files, folders or symlinks; listed in the node agent's work folder)`] : []),
     ...(r.excluded ? [`  ${r.excluded} temporary entries left out`] : []),
   ].join('\n');

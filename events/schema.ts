@@ -31,7 +31,9 @@ export const CheckpointEventSchema = z
       .refine((p) => !p.includes('\0') && !p.split('/').includes('..'), 'expected a plain absolute path (no .. segments)')
       .transform((p) => posix.normalize(p).replace(/(.)\/+$/, '$1')),
     step: z
-      .union([z.number().int(STEP_MESSAGE).nonnegative(STEP_MESSAGE), z.string().regex(STEP, STEP_MESSAGE)], { error: STEP_MESSAGE })
+      .union([z.number().int(STEP_MESSAGE).nonnegative(STEP_MESSAGE), z.string().regex(STEP, STEP_MESSAGE)], {
+        error: (iss) => (iss.input === undefined ? `required: ${STEP_MESSAGE.replace(/^expected /, '')}` : STEP_MESSAGE),
+      })
       .transform((s) => String(s)),
     /** which asset; optional when the path lies inside exactly one asset of the node */
     asset: Name('asset').optional(),
