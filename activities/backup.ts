@@ -307,6 +307,8 @@ export function createBackupActivities(deps: ActivityDeps) {
         signalEveryMs: input.signalEveryMs,
         details: () => ({ backupId, batch: input.batch, slice: resume.slice, tree: resume.tree, stats: resume.stats }),
       });
+      reporter.filesTotal = items.filter((it) => it.kind === 'file').length;
+      reporter.bytesTotal = items.reduce((n, it) => n + (it.kind === 'file' ? it.size : 0), 0);
       // Work of finished slices counts as done.
       for (let s = 0; s < resume.slice; s++) {
         const [a, b] = slices[s]!;

@@ -5,7 +5,7 @@
  * workflow for its `progress` query. Details are small: counts, sizes, ids.
  */
 import { Context, log } from '@temporalio/activity';
-import { PROGRESS_SIGNAL, type Phase, type ProgressUpdate } from '../workflows/progress';
+import { etaSeconds, PROGRESS_SIGNAL, type Phase, type ProgressUpdate } from '../workflows/progress';
 
 /**
  * Storage retries seen in this process, fed by the S3 store's retry warnings
@@ -109,7 +109,8 @@ export class ProgressReporter {
 
   tick(force = false): void {
     const u = this.update();
-    this.ctx.heartbeat({ ...u, bytesUploaded: this.bytesUploaded, ...this.opts.details?.() });
+    const eta = this.bytesTotal !== undefined ? etaSeconds(this.bytesTotal, u.bytesDone, u.bytesPerSecond) : null;
+    this.ctx.heartbeat({ ...u, bytesUploaded: this.bytesUploaded, etaSeconds: eta, ...this.opts.details?.() });
     const now = Date.now();
     const key = JSON.stringify([u.phase, u.filesDone, u.bytesDone, u.retrying]);
     if (!force && (now - this.lastSignal < (this.opts.signalEveryMs ?? 5000) || key === this.lastSignalled)) return;

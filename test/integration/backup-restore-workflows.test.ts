@@ -15,6 +15,7 @@ import { loadTenantIdentities } from '../../tenancy/repositories';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { restoreWorkflow } from '../../workflows/restore';
+import { verifyWorkflow } from '../../workflows/verify';
 import { describeTree, makeAsset } from '../support/engine-fixtures';
 import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 
@@ -107,6 +108,23 @@ describe('backup and restore workflows', () => {
     const history = JSON.stringify(await client.workflow.getHandle(workflowId).fetchHistory());
     expect(history).not.toContain('shards');
     expect(history).not.toContain('a.bin');
+  });
+
+  it("restores from 'last-verified': refused before any verification, the verified snapshot after one", async () => {
+    const target = join(env.dir, 'restore-lv');
+    const before = await client.workflow
+      .execute(restoreWorkflow, { taskQueue: env.taskQueue, workflowId: `restore-model-lv0-${Date.now()}`, args: [{ asset: 'model', from: 'last-verified', target, options: FAST }] })
+      .then(() => null, (e: unknown) => e);
+    // The workflow itself fails (no activity failed): the reason is the failure's own message.
+    expect(String((before as WorkflowFailedError).cause?.message)).toContain('has no verified snapshot');
+    // Verify only the first snapshot: the newest (second) one stays unverified.
+    await client.workflow.execute(verifyWorkflow, { taskQueue: env.taskQueue, workflowId: `verify-model-${Date.now()}`, args: [{ asset: 'model', snapshot: first.snapshotId }] });
+    const r = await client.workflow.execute(restoreWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId: `restore-model-lv-${Date.now()}`,
+      args: [{ asset: 'model', from: 'last-verified', target, options: FAST }],
+    });
+    expect(r.snapshotId).toBe(first.snapshotId);
   });
 
   it('refuses a non-empty target unless --overwrite, with a message that says so', async () => {
