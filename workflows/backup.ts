@@ -17,6 +17,7 @@
  * loudly after a few attempts. It never commits a torn snapshot.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
@@ -191,6 +192,8 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
   const node = proxyActivities<BackupActivities>({
     taskQueue: nodeTaskQueue(placement.node),
     heartbeatTimeout,
+    // On cancellation, wait until the node agent has stopped (and stopped refreshing the lease) before cleaning up.
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: '6 hours',
     // A node agent may be down for a while (restart, reboot): keep the work queued.
     scheduleToCloseTimeout: '24 hours',
@@ -199,6 +202,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
   const nodeScan = proxyActivities<BackupActivities>({
     taskQueue: nodeTaskQueue(placement.node),
     heartbeatTimeout,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
     startToCloseTimeout: `${waitSeconds + 2 * 3600} seconds`,
     scheduleToCloseTimeout: `${waitSeconds + 24 * 3600} seconds`,
     retry: nodeRetry,

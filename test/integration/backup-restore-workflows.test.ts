@@ -4,20 +4,21 @@
  * byte-identical, an incremental second backup, restores by prefix and with a
  * sealed include list, and the failures a person has to act on.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
-import { WorkflowFailedError } from '@temporalio/client';
+import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sealIncludes } from '../../backups/include';
-import { loadTenantIdentities } from '../../tenancy/repositories';
+import { nodeWorkDir } from '../../backups/asset';
+import { loadTenantIdentities, TenantRepositories } from '../../tenancy/repositories';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { restoreWorkflow } from '../../workflows/restore';
 import { verifyWorkflow } from '../../workflows/verify';
 import { describeTree, makeAsset } from '../support/engine-fixtures';
-import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { bucketUsage, connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 
 let env: LifelineEnv;
 let orchestrator: RunningWorker;
@@ -29,7 +30,7 @@ const MISSING = join(tmpdir(), `lifeline-missing-${process.pid}-${Date.now()}`, 
 const FAST = { heartbeatTimeoutSeconds: 20, progressSignalMs: 300, changedRetryDelaySeconds: 1 };
 
 beforeAll(async () => {
-  env = await makeEnv('bkp-roundtrip', { assets: { model: { kind: 'model', labels: { run: 'r1' } }, missing: { kind: 'dataset', path: MISSING }, empty: { kind: 'dataset' } } });
+  env = await makeEnv('bkp-roundtrip', { assets: { model: { kind: 'model', labels: { run: 'r1' } }, missing: { kind: 'dataset', path: MISSING }, empty: { kind: 'dataset' }, big: { kind: 'dataset' } } });
   await makeAsset(env.assetPath('model'), { smallFiles: 40, largeFileBytes: 5 * 1024 * 1024 });
   ({ client, connection } = await connect(env));
   orchestrator = await startWorker(env, 'orchestrator');
@@ -171,6 +172,34 @@ describe('backup and restore workflows', () => {
     });
     expect(restored).toMatchObject({ snapshotId: r.snapshotId, files: 0 });
     expect(await describeTree(target)).toEqual({});
+  });
+
+  it('a cancelled backup stops on the node, gives its lease back, removes its work file and commits nothing', async () => {
+    await writeRandomFile(join(env.assetPath('big'), 'big.bin'), 512 * 1024 * 1024);
+    const handle = await client.workflow.start(backupWorkflow, {
+      taskQueue: env.taskQueue,
+      workflowId: `backup-big-${Date.now()}`,
+      args: [{ asset: 'big', trigger: 'manual', options: { ...FAST, heartbeatTimeoutSeconds: 8 } }],
+    });
+    for (;;) {
+      const p = await handle.query<Progress>(PROGRESS_QUERY);
+      if (p.phase === 'uploading') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    expect((await bucketUsage(env, `${env.repoPrefix}locks/`)).objects).toBe(1);
+    await handle.cancel();
+    const err = await handle.result().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect((err as WorkflowFailedError).cause).toBeInstanceOf(CancelledFailure);
+    expect((await handle.describe()).status.name).toBe('CANCELLED');
+    expect((await bucketUsage(env, `${env.repoPrefix}locks/`)).objects).toBe(0);
+    // The node agent really stopped: nothing more is uploaded.
+    const stored = await bucketUsage(env, `${env.repoPrefix}data/`);
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(await bucketUsage(env, `${env.repoPrefix}data/`)).toEqual(stored);
+    expect((await readdir(nodeWorkDir(env.config, env.node))).filter((n) => n.startsWith('scan-'))).toEqual([]);
+    const repo = await new TenantRepositories(env.config).repository(env.tenant);
+    expect(await repo.listSnapshots({ asset: 'big' })).toEqual([]);
   });
 
   it('an unknown snapshot prefix fails with a clear message', async () => {
