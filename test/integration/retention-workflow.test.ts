@@ -126,6 +126,13 @@ describe('retention', () => {
 
     await expectRestores(snaps[3]!.id, snaps[3]!.content);
     await expectRestores(snaps[4]!.id, snaps[4]!.content);
+
+    // On demand from the CLI: nothing more to forget, nothing more to collect.
+    const cli = await runCli(['--config', p.configFile, 'retention', 'run', A, '--task-queue', taskQueue], { env: p.cliEnv });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(new RegExp(`kept +${snaps[4]!.id.slice(0, 12)} .* last 1`));
+    expect(cli.stdout).toContain('2 kept, 0 forgotten');
+    expect(cli.stdout).toMatch(/garbage collection: 0 pack\(s\) condemned, 0 deleted/);
   });
 
   it('a held snapshot and the newest verified one are never forgotten; the dry run says why and deletes nothing', async () => {
