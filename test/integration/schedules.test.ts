@@ -30,6 +30,7 @@ const ids = {
   retention: scheduleId(asset, 'retention'),
   gone: scheduleId(gone, 'retention'),
 };
+const retentionOffset = (Math.floor(Date.now() / 1000) + 1800) % 3600;
 let p: TestPlatform;
 const workers: LifelineWorker[] = [];
 const running: Array<Promise<void>> = [];
@@ -46,7 +47,8 @@ beforeAll(async () => {
       often: {
         backup: { every: '10s' },
         verify: { shallow: { every: '10s', offset: '5s' } },
-        retention: { keepLast: 100, schedule: { every: '1h' } },
+        // Hourly, offset so that the next run is half an hour away: the test sees it never run on its own.
+        retention: { keepLast: 100, schedule: { every: '1h', offset: `${retentionOffset}s` } },
         overlap: 'skip',
         catchupWindow: '1m',
       },
@@ -98,7 +100,8 @@ describe('schedules', () => {
     expect(byId[ids.backup]).toMatchObject({ asset, action: 'backup', spec: 'every 10s', workflowType: 'backupWorkflow', paused: false, inSync: true });
     expect(byId[ids.backup]!.runsTaken).toBeGreaterThanOrEqual(1);
     expect(byId[ids.shallow]!.lastRun).not.toBeNull();
-    expect(byId[ids.retention]).toMatchObject({ spec: 'every 1h', lastRun: null, runsTaken: 0 });
+    expect(byId[ids.retention]).toMatchObject({ spec: `every 1h offset ${retentionOffset}s`, lastRun: null, runsTaken: 0 });
+    expect(byId[ids.retention]!.nextRun! > new Date(Date.now() + 10 * 60_000).toISOString()).toBe(true);
     expect(byId[ids.gone]).toMatchObject({ asset: gone, action: 'retention', spec: 'cron 0 3 * * *', workflowType: 'retentionWorkflow' });
   });
 
@@ -151,7 +154,7 @@ describe('schedules', () => {
 
     const table = await cli(['schedules', 'list', '--task-queue', taskQueue]);
     expect(table.code, table.stderr).toBe(0);
-    expect(table.stdout).toMatch(new RegExp(`${ids.retention} +retention +every 1h +— +never ran +yes`));
+    expect(table.stdout).toMatch(new RegExp(`${ids.retention} +retention +every 1h offset ${retentionOffset}s +— +never ran +yes`));
 
     const resume = await cli(['schedules', 'resume', ids.retention]);
     expect(resume.code, resume.stderr).toBe(0);
