@@ -100,6 +100,7 @@ async function exists(key: string): Promise<boolean> {
   return (await (await p.repository()).store.head(key)) !== null;
 }
 
+// Loaded 2-core machines (other suites running alongside): generous per-test timeouts.
 describe('retention', () => {
   it('keep-last 2 over 5 snapshots: exactly the two newest stay, the others\' data is collected, the kept ones restore', async () => {
     const snaps = [];
@@ -133,7 +134,7 @@ describe('retention', () => {
     expect(cli.stdout).toMatch(new RegExp(`kept +${snaps[4]!.id.slice(0, 12)} .* last 1`));
     expect(cli.stdout).toContain('2 kept, 0 forgotten');
     expect(cli.stdout).toMatch(/garbage collection: 0 pack\(s\) condemned, 0 deleted/);
-  });
+  }, 300_000);
 
   it('a held snapshot and the newest verified one are never forgotten; the dry run says why and deletes nothing', async () => {
     const snaps = [];
@@ -168,7 +169,7 @@ describe('retention', () => {
     const after = await retention(H);
     expect(after.retention.forgotten.map((f) => f.id)).toEqual([ids[0]]);
     expect(await snapshotIds(H)).toEqual([ids[1], ids[3], ids[4]]);
-  });
+  }, 300_000);
 
   it('a backup running while garbage is collected (gcGrace 0s) still restores afterwards', async () => {
     const shared = randomBytes(1_500_000);
@@ -225,5 +226,5 @@ describe('retention', () => {
       args: [{ asset: B, mode: 'deep', samplePercent: 100 }],
     })) as VerifyResult;
     expect(verified).toMatchObject({ snapshotsChecked: 1, verified: 1, corrupt: 0 });
-  });
+  }, 300_000);
 });

@@ -76,6 +76,7 @@ afterAll(async () => {
 
 const cli = (args: string[]) => runCli(['--config', p.configFile, ...args], { env: p.cliEnv });
 
+// Loaded 2-core machines (other suites running alongside): generous per-test timeouts.
 describe('schedules', () => {
   it('apply creates one schedule per action; they back up and verify on their own', async () => {
     const report = await applySchedules(client, p.config, { taskQueue });
@@ -103,7 +104,7 @@ describe('schedules', () => {
     expect(byId[ids.retention]).toMatchObject({ spec: `every 1h offset ${retentionOffset}s`, lastRun: null, runsTaken: 0 });
     expect(byId[ids.retention]!.nextRun! > new Date(Date.now() + 10 * 60_000).toISOString()).toBe(true);
     expect(byId[ids.gone]).toMatchObject({ asset: gone, action: 'retention', spec: 'cron 0 3 * * *', workflowType: 'retentionWorkflow' });
-  });
+  }, 300_000);
 
   it('apply again changes nothing; after a config change it updates in place and deletes the removed action', async () => {
     expect(await applySchedules(client, p.config, { taskQueue })).toEqual({ created: [], updated: [], unchanged: [ids.gone, ids.backup, ids.retention, ids.shallow], deleted: [] });
@@ -134,7 +135,7 @@ describe('schedules', () => {
     // Another installation (other storage) with the same asset name must not take these over.
     const other = testConfig({ bucket: await createTestBucket('schedules-other'), extra: { ...p.platform } as never });
     await expect(applySchedules(client, other, { taskQueue })).rejects.toThrow(/belongs to another Lifeline installation/);
-  });
+  }, 300_000);
 
   it('the CLI lists, pauses, resumes and triggers', async () => {
     const list = await cli(['schedules', 'list', '--json', '--task-queue', taskQueue]);
@@ -178,5 +179,5 @@ describe('schedules', () => {
     const unknown = await cli(['schedules', 'pause', 'no-such-asset']);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/neither a schedule id .* nor a configured asset/);
-  });
+  }, 300_000);
 });

@@ -80,6 +80,7 @@ async function verify(args: Record<string, unknown>): Promise<Outcome> {
   }
 }
 
+// Loaded 2-core machines (other suites running alongside): generous per-test timeouts.
 describe('verification', () => {
   const snaps: Array<{ id: string; packs: string[]; weights: Buffer }> = [];
 
@@ -94,7 +95,7 @@ describe('verification', () => {
     expect(result.packsChecked).toBeGreaterThanOrEqual(3);
     expect(result.bytesDownloaded).toBeGreaterThan(900_000);
     expect((await lastVerifiedSnapshot(await p.repository(), asset))!.id).toBe(snaps[2]!.id);
-  });
+  }, 300_000);
 
   it('an object overwritten through S3 makes the next deep verification mark that snapshot corrupt and name the object', async () => {
     const [s0, s1, s2] = snaps as [(typeof snaps)[0], (typeof snaps)[0], (typeof snaps)[0]];
@@ -142,7 +143,7 @@ describe('verification', () => {
       .filter((l) => l.event === 'integrity-failure');
     expect(events).toHaveLength(1);
     expect(events[0]).toMatchObject({ level: 50, asset, snapshotId: s2.id, object: damaged, tenant: 'acme', mode: 'deep' });
-  });
+  }, 300_000);
 
   it('the CLI shows verification states, history with the object, and verify exits 3 on corruption', async () => {
     const [, s1, s2] = snaps as [(typeof snaps)[0], (typeof snaps)[0], (typeof snaps)[0]];
@@ -180,7 +181,7 @@ describe('verification', () => {
     expect(bad.code, bad.stderr).toBe(3);
     expect(bad.stdout).toContain(`1 corrupt`);
     expect(bad.stdout).toContain(s2.packs[0]);
-  });
+  }, 300_000);
 
   it('permanent problems fail at once with a clear message, not after retries', async () => {
     for (const [args, message] of [
@@ -200,5 +201,5 @@ describe('verification', () => {
     const cli = await runCli(['--config', p.configFile, 'verify', 'no-such-asset'], { env: p.cliEnv });
     expect(cli.code).toBe(1);
     expect(cli.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^lifeline: unknown asset "no-such-asset"/)]);
-  });
+  }, 300_000);
 });
