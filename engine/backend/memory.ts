@@ -4,8 +4,9 @@
  * `ObjectExistsError`), inclusive byte ranges (end clamped to the object,
  * start past the end → permanent error), base64 SHA-256 in `head`, listing in
  * byte-wise lexicographic order, resumable multipart uploads for `putFile`.
- * It also offers test hooks: `keys()`, `corrupt()`, `rawPut()` and a fault
- * injector called before every operation.
+ * It also offers test hooks: `keys()`, `corrupt()`, `rawPut()`, `objectLock()`
+ * and a fault injector called before every operation. Object Lock options
+ * (`retention`, `legalHold`) are accepted and recorded but not enforced.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { open } from 'node:fs/promises';
@@ -39,6 +40,8 @@ interface StoredObject {
   sha256: string;
   lastModified: Date;
   contentType?: string;
+  /** Object Lock settings asked for at put (recorded, not enforced). */
+  lock?: Pick<PutOptions, 'retention' | 'legalHold'>;
 }
 
 interface Upload {
@@ -95,6 +98,11 @@ export class MemoryObjectStore implements ObjectStore {
   /** Store bytes without any checks (e.g. to plant a foreign object). */
   rawPut(key: string, data: Uint8Array, lastModified = new Date()): void {
     this.objects.set(key, { data: Buffer.from(data), sha256: sha256b64(data), lastModified });
+  }
+
+  /** Object Lock retention / legal hold the object was stored with (recorded, not enforced), or undefined. */
+  objectLock(key: string): Pick<PutOptions, 'retention' | 'legalHold'> | undefined {
+    return this.objects.get(key)?.lock;
   }
 
   /** Multipart uploads not completed yet (their ids). */
@@ -260,6 +268,7 @@ export class MemoryObjectStore implements ObjectStore {
         throw new ObjectExistsError(this.location, key);
       }
     }
-    this.objects.set(key, { data, sha256, lastModified: new Date(), contentType: opts.contentType });
+    const lock = opts.retention || opts.legalHold ? { retention: opts.retention, legalHold: opts.legalHold } : undefined;
+    this.objects.set(key, { data, sha256, lastModified: new Date(), contentType: opts.contentType, lock });
   }
 }

@@ -37,6 +37,16 @@ export interface PutOptions {
    * the body is not hashed twice. The store still sends it and the server checks it.
    */
   sha256?: Uint8Array;
+  /**
+   * S3 Object Lock retention of the stored version (the bucket must have been
+   * created with Object Lock): it cannot be deleted or overwritten before `until`
+   * (GOVERNANCE: except by a principal allowed to bypass governance retention;
+   * COMPLIANCE: by nobody). A later put of the same key adds a new version on
+   * top; the locked one stays.
+   */
+  retention?: { mode: 'GOVERNANCE' | 'COMPLIANCE'; until: Date };
+  /** S3 Object Lock legal hold on the stored version (no expiry, until removed). */
+  legalHold?: boolean;
 }
 
 export interface ProgressUpdate {
