@@ -9,6 +9,7 @@ import { z } from 'zod';
 
 import { SecretRefSchema, describeType, type SecretRef } from './secret-ref';
 import { AssetsSection, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
+import { AuditSection } from './audit';
 
 export { SecretRefSchema, describeType, type SecretRef };
 
@@ -110,6 +111,7 @@ export const LifelineConfigSchema = z
     nodes: NodesSection,
     assets: AssetsSection,
     policies: PoliciesSection,
+    audit: AuditSection.prefault({}),
   })
   .strict()
   .superRefine((cfg, ctx) => checkPlatformReferences(cfg, ctx));
