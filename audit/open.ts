@@ -158,7 +158,7 @@ export interface AuditInitSummary {
   publicKey: string;
   /** C2SP verifier key, for audit.publicKeys of other hosts and for signed-note tools */
   verifierKey: string;
-  created: { signingKey: boolean; log: boolean };
+  created: { keyFile: boolean; log: boolean };
 }
 
 /**
@@ -168,10 +168,10 @@ export interface AuditInitSummary {
  */
 export async function initAudit(config: LoadedConfig, opts: { logger?: { warn(obj: object, msg: string): void }; actor?: string } = {}): Promise<AuditInitSummary> {
   const a = resolveAudit(config);
-  const created = { signingKey: false, log: false };
+  const created = { keyFile: false, log: false };
   if (a.signingKeyFile && !(await exists(a.signingKeyFile))) {
     await writeSecretFile(a.signingKeyFile, SigningKey.generate().toPem());
-    created.signingKey = true;
+    created.keyFile = true;
   }
   const key = (await loadAuditSigningKey(config))!;
   const storage = resolveStorage(config);

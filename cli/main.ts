@@ -29,6 +29,7 @@ import { registerSnapshotsCommands } from './snapshots';
 import { registerVerifyCommand } from './verify';
 import { registerBackupCommands } from './backup';
 import { registerEventCommands } from './events';
+import { registerAuditCommands } from './audit';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -175,6 +176,7 @@ export function buildProgram(): Command {
   registerSchedulesCommands(program);
   registerBackupCommands(program);
   registerEventCommands(program);
+  registerAuditCommands(program);
 
   return program;
 }
