@@ -280,8 +280,11 @@ export async function beginBackup(
   repo: Repository,
   opts: { asset: AssetRef; labels?: Record<string, string>; parent?: string | null; backupId?: string },
 ): Promise<{ plan: BackupPlan; lease: Lease }> {
-  const parentId = opts.parent === undefined ? await latestSnapshotOf(repo, opts.asset.name) : opts.parent;
+  // The lease first: collection that starts after it will not delete what this backup may reuse.
   const lease = await Lease.acquire(repo.store, `backup of ${opts.asset.name}`, { id: opts.backupId });
+  // Then a fresh view of the index, so nothing collected before the lease is reused.
+  await repo.loadIndex();
+  const parentId = opts.parent === undefined ? await latestSnapshotOf(repo, opts.asset.name) : opts.parent;
   return {
     plan: { backupId: lease.record.id, startedAt: lease.record.startedAt, parentId, asset: { ...opts.asset }, labels: opts.labels ?? {} },
     lease,
@@ -327,6 +330,8 @@ export interface BatchOptions {
  * is durable when it returns, so a later process can commit.
  */
 export async function backupBatch(repo: Repository, opts: BatchOptions): Promise<BatchResult> {
+  // A long-lived process may hold an old index: refresh it before deciding what is already stored.
+  await repo.loadIndex();
   const session = new BackupSession(repo, {
     uploadConcurrency: opts.uploadConcurrency ?? 3,
     packsPerIndex: opts.packsPerIndex ?? 1,

@@ -148,6 +148,21 @@ export class MasterIndex {
     for (const id of ids) this.files.delete(id);
   }
 
+  /**
+   * Index objects that no longer exist in storage (garbage collection replaced
+   * them): forget them, and drop the packs that no remaining index lists, so a
+   * long-lived process stops reusing data that may have been deleted.
+   */
+  dropIndexFilesNotIn(listed: ReadonlySet<string>): string[] {
+    const gone = [...this.files.keys()].filter((id) => !listed.has(id));
+    if (gone.length === 0) return [];
+    const candidates = new Set(gone.flatMap((id) => this.files.get(id) ?? []));
+    for (const id of gone) this.files.delete(id);
+    for (const packIds of this.files.values()) for (const p of packIds) candidates.delete(p);
+    this.removePacks(candidates);
+    return [...candidates];
+  }
+
   packIds(): IterableIterator<string> {
     return this.packs.keys();
   }

@@ -196,9 +196,11 @@ export class Repository {
   /** Reads every index object and tombstone; condemned packs are not reused. */
   async loadIndex(): Promise<void> {
     const seen = new Set(this.index.indexFiles().keys());
+    const listed = new Set<string>();
     const fresh: string[] = [];
     for await (const obj of this.store.list('index/')) {
       const id = obj.key.slice('index/'.length);
+      listed.add(id);
       if (!seen.has(id)) fresh.push(id);
     }
     // Index objects are immutable and named by their hash: read them in parallel, from the cache when possible.
@@ -219,6 +221,8 @@ export class Repository {
       ),
     );
     for (const { id, packs } of loaded) this.index.addIndexFile(id, packs);
+    // Index objects replaced by garbage collection since the last load take their dropped packs with them.
+    this.index.dropIndexFilesNotIn(listed);
     for await (const obj of this.store.list('tombstones/')) {
       const t = await this.readTombstone(obj.key);
       for (const p of t.packs) this.condemnedPacks.add(p);
@@ -313,7 +317,12 @@ export class Repository {
   /** Reads a blob that lives in a condemned pack (see BackupSession.resurrectCondemned). */
   async readCondemnedBlob(blobId: string): Promise<{ type: BlobType; data: Buffer }> {
     const loc = this.condemnedBlobs.get(blobId);
-    if (!loc) throw new IntegrityError(`blob ${blobId} is neither indexed nor in a condemned pack (missing data)`);
+    if (!loc) {
+      throw new RepositoryStateError(
+        `blob ${blobId} was collected while this backup ran (it is in no index and no condemned pack); run the backup again`,
+        false,
+      );
+    }
     const data = await this.readPackRange(loc.packId, loc.offset, loc.length);
     this.checkBlob(blobId, data, loc.packId);
     return { type: loc.type, data };

@@ -8,6 +8,7 @@ import { checkSnapshots } from '../../engine/checker';
 import { applyKeepPolicy, collectGarbage, forgetSnapshots } from '../../engine/retention';
 import { restore } from '../../engine/restorer';
 import { describeTree, makeRepository, tempDir } from '../support/engine-fixtures';
+import { Repository } from '../../engine/repository';
 
 const cleanup: string[] = [];
 afterAll(async () => {
@@ -163,5 +164,24 @@ describe('garbage collection', () => {
       },
     });
     expect(deferred).toMatch(/started before it and is still running/);
+  });
+
+  it('a long-lived repository object stops reusing packs that another process collected', async () => {
+    const store = new MemoryObjectStore();
+    const { repo, keys } = await makeRepository(store);
+    const src = await dir('src');
+    await writeFile(join(src, 'a.bin'), randomBytes(400_000));
+    const first = await backup(repo, { root: src, asset });
+    // Another process (say, the retention worker) forgets the snapshot and collects its data.
+    const other = await Repository.open(store, { identities: keys.identities, signingKey: keys.signingKey, cacheRoot: null });
+    await forgetSnapshots(other, [first.snapshotId]);
+    await collectGarbage(other, { graceMs: 0 });
+    const swept = await collectGarbage(other, { graceMs: 0 });
+    expect(swept.deleted).toBeGreaterThan(0);
+    // The first object still has the old index in memory; the next backup must not reference the deleted packs.
+    const again = await backup(repo, { root: src, asset, parent: null });
+    expect(again.stats.newBytes).toBeGreaterThanOrEqual(400_000);
+    const check = await checkSnapshots(repo, { snapshotIds: [again.snapshotId], mode: 'deep' });
+    expect(check.problems).toEqual([]);
   });
 });
