@@ -363,7 +363,7 @@ export class Repository {
     try {
       sealed = await this.store.get(keys.snapshot(id));
     } catch (err) {
-      if (err instanceof ObjectNotFoundError) throw new InputError(`snapshot ${id} does not exist in ${this.store.location}`);
+      if (err instanceof ObjectNotFoundError) throw new SnapshotNotFoundError(`snapshot ${id} does not exist in ${this.store.location}`);
       throw err;
     }
     const plain = await openBytes(sealed, this.identities);
@@ -386,8 +386,21 @@ export class Repository {
     const out: SnapshotSummary[] = [];
     // Only snapshots listed right now count (a forgotten one drops out); their manifests may come from the cache.
     const limit = pLimit(8);
-    const manifests = await Promise.all((await this.snapshotIds()).map((id) => limit(() => this.loadSnapshot(id, { useCache: true }))));
+    const manifests = await Promise.all(
+      (await this.snapshotIds()).map((id) =>
+        limit(async () => {
+          try {
+            return await this.loadSnapshot(id, { useCache: true });
+          } catch (err) {
+            // Forgotten by retention between listing and reading: it no longer exists, so it is not listed.
+            if (err instanceof SnapshotNotFoundError) return null;
+            throw err;
+          }
+        }),
+      ),
+    );
     for (const m of manifests) {
+      if (m === null) continue;
       if (filter?.asset && m.body.asset.name !== filter.asset) continue;
       out.push({ id: m.id, time: m.body.time, asset: m.body.asset, labels: m.body.labels, parent: m.body.parent, stats: m.body.stats });
     }
@@ -443,3 +456,6 @@ export const TombstoneSchema = z
   })
   .strict();
 export type Tombstone = z.infer<typeof TombstoneSchema>;
+
+/** The snapshot does not exist (never did, or was forgotten). */
+export class SnapshotNotFoundError extends InputError {}
