@@ -200,6 +200,9 @@ async function run(argv: string[]): Promise<number> {
   let resumedFrom: string | null = null;
   try {
     data = o.data ? await readDataset(o.data) : makeSpiral({ ...DEFAULT_SPIRAL, seed: o.dataSeed, samples: o.samples });
+    // The network's ends follow the data (a folder may hold, say, a 4-arm spiral).
+    o.config.model.inputs = data.features;
+    o.config.model.classes = data.classes;
     try {
       validateTrainConfig(o.config, data);
     } catch (e) {
