@@ -9,7 +9,6 @@
  * Exit codes: 0 done · 1 unexpected failure · 2 bad arguments ·
  * 3 checkpoint or data refused · 128+n stopped by signal n (after a checkpoint).
  */
-import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync } from 'node:fs';
 import { constants } from 'node:os';
 import { dirname, resolve } from 'node:path';
@@ -20,6 +19,7 @@ import {
   readCheckpoint,
   removeStaleTemporaries,
   resolveResumePath,
+  tensorBytesSha256,
   writeCheckpoint,
 } from './checkpoint';
 import { DatasetError, DEFAULT_SPIRAL, makeSpiral, readDataset, validateSpiralParams, type Dataset } from './dataset';
@@ -168,6 +168,11 @@ function makeEmitter(logFile: string | null): Emit {
   };
 }
 
+/** Reports an unexpected failure as an event too, once the emitter exists (else on stdout only). */
+let emitFailure = (message: string) => {
+  process.stdout.write(`${JSON.stringify({ event: 'error', kind: 'failure', message, ts: new Date().toISOString() })}\n`);
+};
+
 const round = (x: number | null) => (x === null ? null : Number(x.toPrecision(6)));
 
 async function run(argv: string[]): Promise<number> {
@@ -185,6 +190,7 @@ async function run(argv: string[]): Promise<number> {
   }
   const o = opts;
   const emit = makeEmitter(o.log);
+  emitFailure = (message) => emit('error', { kind: 'failure', message });
 
   // A stop request lets the current step finish, then checkpoints and exits; a second one changes nothing
   // (a supervisor that cannot wait sends SIGKILL, and the last complete checkpoint is still there).
@@ -288,20 +294,14 @@ async function run(argv: string[]): Promise<number> {
   emit('done', {
     step: training.step,
     totalSteps: o.steps,
-    weightsSha256: last?.step === training.step ? last.weightsSha256 : weightsDigest(training),
+    // Same digest as a checkpoint records: the tensor bytes as model.safetensors lays them out.
+    weightsSha256: last?.step === training.step ? last.weightsSha256 : tensorBytesSha256(encodeSafetensors(training.modelTensors())),
     loss: round(training.lastLoss),
     evalLoss: round(final.loss),
     evalAccuracy: round(final.accuracy),
     checkpoint: last?.path ?? null,
   });
   return 0;
-}
-
-/** sha256 of the model tensors' bytes as model.safetensors lays them out (the same digest a checkpoint records). */
-function weightsDigest(training: Training): string {
-  const file = encodeSafetensors(training.modelTensors());
-  const headerLength = Number(new DataView(file.buffer, file.byteOffset, 8).getBigUint64(0, true));
-  return createHash('sha256').update(file.subarray(8 + headerLength)).digest('hex');
 }
 
 run(process.argv.slice(2)).then(
@@ -311,7 +311,7 @@ run(process.argv.slice(2)).then(
   (e: unknown) => {
     const message = e instanceof Error ? (e.stack ?? e.message) : String(e);
     process.stderr.write(`trainer: unexpected failure: ${message}\n`);
-    process.stdout.write(`${JSON.stringify({ event: 'error', kind: 'failure', message: e instanceof Error ? e.message : String(e), ts: new Date().toISOString() })}\n`);
+    emitFailure(e instanceof Error ? e.message : String(e));
     process.exitCode = 1;
   },
 );
