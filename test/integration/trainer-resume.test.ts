@@ -19,6 +19,8 @@ import { latestCompleteCheckpoint, readCheckpoint } from '../../trainer/checkpoi
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
 const STEPS = 400;
 const EVERY = 50;
+// The runs that get stopped sleep 10 ms a step: after the checkpoint at step 100 that triggers the
+// kill, at least 3 s of steps remain, so a busy machine still delivers the signal mid-run.
 
 interface TrainerEvent {
   event: string;
@@ -165,7 +167,7 @@ describe('trainer: checkpoint, SIGKILL, resume', () => {
     expect(H).toBeDefined();
     const run = start('train.ts', [
       '--steps', String(STEPS), '--checkpoint-every', String(EVERY), '--checkpoint-dir', killedDir,
-      '--data', dataDir, '--keep', '10', '--step-delay-ms', '5',
+      '--data', dataDir, '--keep', '10', '--step-delay-ms', '10',
     ]);
     const ck = await run.waitFor((e) => e.event === 'checkpoint' && (e.step ?? 0) >= 100);
     run.child.kill('SIGKILL');
@@ -209,7 +211,7 @@ describe('trainer: checkpoint, SIGKILL, resume', () => {
 
   it('stopped with SIGTERM: finishes the step, checkpoints it, exits 143; resuming from that checkpoint gives the same weights', async () => {
     const dir = join(root, 'terminated');
-    const run = start('train.ts', ['--steps', String(STEPS), '--checkpoint-dir', dir, '--data', dataDir, '--step-delay-ms', '5']);
+    const run = start('train.ts', ['--steps', String(STEPS), '--checkpoint-dir', dir, '--data', dataDir, '--step-delay-ms', '10']);
     await run.waitFor((e) => e.event === 'checkpoint' && (e.step ?? 0) >= 100);
     run.child.kill('SIGTERM');
     const exit = await run.exit;
