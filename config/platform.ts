@@ -46,8 +46,12 @@ export const TenantSchema = z
   })
   .strict();
 
+export const NODE_PROVIDERS = ['local'] as const;
+
 export const NodeSchema = z
   .object({
+    /** How the node is provisioned and its node agent started when it is rebuilt (`local`: a folder on this machine). */
+    provider: z.enum(NODE_PROVIDERS).default('local'),
     /** Folder the node's data lives under (used by the local node provider). */
     root: z.string().optional(),
     description: z.string().optional(),

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { SecretRefSchema, describeType, type SecretRef } from './secret-ref';
 import { AssetsSection, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
 import { AuditSection } from './audit';
+import { TrainingJobsSection, checkTrainingJobReferences } from './training-jobs';
 
 export { SecretRefSchema, describeType, type SecretRef };
 
@@ -112,9 +113,13 @@ export const LifelineConfigSchema = z
     assets: AssetsSection,
     policies: PoliciesSection,
     audit: AuditSection.prefault({}),
+    trainingJobs: TrainingJobsSection,
   })
   .strict()
-  .superRefine((cfg, ctx) => checkPlatformReferences(cfg, ctx));
+  .superRefine((cfg, ctx) => {
+    checkPlatformReferences(cfg, ctx);
+    checkTrainingJobReferences(cfg, ctx);
+  });
 
 export type LifelineConfigInput = z.input<typeof LifelineConfigSchema>;
 export type LifelineConfig = z.output<typeof LifelineConfigSchema>;
