@@ -12,6 +12,8 @@ import { createBackupActivities } from './backup';
 import { createRestoreActivities } from './restore';
 import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
+import { createTrainingActivities } from './training';
+import { createNodeActivities } from './nodes';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -30,6 +32,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createRestoreActivities(deps),
     ...createVerifyActivities(deps),
     ...createRetentionActivities(deps),
+    ...createTrainingActivities(deps),
+    ...createNodeActivities(deps),
   };
 }
 

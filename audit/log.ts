@@ -40,7 +40,13 @@ import {
   verifyConsistency,
 } from './merkle';
 
-/** What workflows' activities call to record what they did. */
+/**
+ * What workflows' activities call to record what they did. `record` resolves
+ * once the entry is stored and sealed by a signed checkpoint, and rejects on an
+ * invalid entry (AuditEntryError) or a storage failure. It is not idempotent:
+ * an activity retried after recording records again — record after the effect,
+ * and name the workflow (actor.id, actor.runId) so duplicates are recognisable.
+ */
 export interface AuditSink {
   record(entry: AuditEntryInput): Promise<void>;
 }

@@ -5,6 +5,7 @@
  * and saves its witness, and a truncation made by a principal who may bypass
  * governance retention is caught thanks to the witness (exit 3).
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,7 +14,9 @@ import { DeleteObjectCommand, GetObjectLockConfigurationCommand, ListObjectVersi
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkpointKey, entryKey, proofKey } from '../../audit/log';
-import { parseJson, runCli } from '../support/cli';
+import { initAudit, openAuditLog } from '../../audit/open';
+import { loadConfig } from '../../config/load';
+import { cleanEnv, parseJson, runCli } from '../support/cli';
 import { testS3Client, testServices } from '../support/services';
 
 let dir: string;
@@ -141,5 +144,65 @@ describe('lifeline audit', () => {
     const blind = await cli('verify', '--no-witness', '--json');
     expect(blind.code).toBe(0);
     expect((await cli('verify', '--no-witness', '--expect-size', '4', '--json')).code).toBe(3);
+  });
+});
+
+describe('audit writers in separate processes', () => {
+  it('two worker processes appending at once get distinct, gap-free sequence numbers; the log verifies', async () => {
+    const { s3 } = testServices();
+    const bucket = `t-audit-procs-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+    const file = join(dir, 'procs.yaml');
+    await writeFile(
+      file,
+      stringify({
+        storage: {
+          endpoint: s3.endpoint,
+          region: s3.region,
+          bucket: 'unused-by-this-test',
+          credentials: { accessKeyId: { file: join(dir, 's3-access') }, secretAccessKey: { file: join(dir, 's3-secret') } },
+        },
+        devstack: { dataDir: join(dir, 'procs-data') },
+        audit: { bucket, retention: '1d' },
+        logging: { level: 'warn', format: 'json' },
+      }),
+    );
+    const config = loadConfig({ configPath: file, env: {} });
+    await initAudit(config); // entry 0
+    // Each writer loads, says READY, and starts appending when both are ready.
+    const writers = ['writer-a', 'writer-b'].map((writer) => {
+      const p = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, '..', 'support', 'audit-child.ts'), file, writer, '12'], {
+        env: cleanEnv(),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      let markReady: () => void;
+      const ready = new Promise<void>((r) => (markReady = r));
+      p.stdout!.on('data', (d) => {
+        stdout += d;
+        if (stdout.startsWith('READY\n')) markReady();
+      });
+      p.stderr!.on('data', (d) => (stderr += d));
+      const done = new Promise<number[]>((resolve, reject) => {
+        p.on('error', reject);
+        p.on('close', (code) => (code === 0 ? resolve(JSON.parse(stdout.slice('READY\n'.length)) as number[]) : reject(new Error(`${writer} exited ${code}: ${stderr}`))));
+      });
+      return { p, ready, done };
+    });
+    await Promise.all(writers.map((w) => w.ready));
+    for (const w of writers) w.p.stdin!.write('go\n');
+    const [a, b] = (await Promise.all(writers.map((w) => w.done))) as [number[], number[]];
+    expect([...a, ...b].sort((x, y) => x - y)).toEqual(Array.from({ length: 24 }, (_, i) => i + 1));
+    // They really wrote at the same time: each one's numbers have gaps the other filled.
+    expect(a.some((s, i) => i > 0 && s !== a[i - 1]! + 1)).toBe(true);
+    expect(b.some((s, i) => i > 0 && s !== b[i - 1]! + 1)).toBe(true);
+    const log = await openAuditLog(config);
+    const report = await log.verify();
+    expect(report.problems).toEqual([]);
+    expect(report.warnings).toEqual([]);
+    expect(report.checkpoint!.size).toBe(25);
+    const records = await log.query({ asset: 'llama' });
+    for (const w of ['writer-a', 'writer-b']) expect(records.filter((r) => r.entry.actor.id === w).map((r) => r.entry.details!.n)).toEqual(Array.from({ length: 12 }, (_, i) => i));
+    (log.store as unknown as { client: { destroy(): void } }).client.destroy();
   });
 });
