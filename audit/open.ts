@@ -47,13 +47,13 @@ export function resolveAudit(config: LoadedConfig): ResolvedAudit {
   const base = config.storage.prefix.replace(/^\/+|\/+$/g, '');
   const signingKey: SecretRef = a.signingKey ?? { file: join(config.devstack.dataDir, DEFAULT_KEY_FILE) };
   const publicKeys = a.publicKeys.map((k, i) => {
-    if (!k.includes('+')) return k;
+    if (/^[A-Za-z0-9+/]{43}=$/.test(k)) return k; // a raw base64 key (it may contain '+'); else a verifier key
     try {
       const v = parseVerifierKey(k);
-      if (v.name !== origin) throw new UserError(`audit.publicKeys.${i}: verifier key is for ${v.name}, but this log's origin is ${origin}`);
+      if (v.name !== origin) throw new UserError(`audit.publicKeys[${i}]: verifier key is for ${v.name}, but this log's origin is ${origin}`);
       return v.publicKey;
     } catch (err) {
-      if (err instanceof NoteError) throw new UserError(`audit.publicKeys.${i}: ${err.message}`);
+      if (err instanceof NoteError) throw new UserError(`audit.publicKeys[${i}]: ${err.message}`);
       throw err;
     }
   });
