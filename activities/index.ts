@@ -12,6 +12,7 @@ import { createBackupActivities } from './backup';
 import { createRestoreActivities } from './restore';
 import { createVerifyActivities } from './verify';
 import { createRetentionActivities } from './retention';
+import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
 
@@ -32,6 +33,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createRestoreActivities(deps),
     ...createVerifyActivities(deps),
     ...createRetentionActivities(deps),
+    ...createIncidentActivities(deps),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
   };

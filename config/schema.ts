@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { SecretRefSchema, describeType, type SecretRef } from './secret-ref';
 import { AssetsSection, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
 import { AuditSection } from './audit';
+import { IncidentSection } from './incident';
 import { TrainingJobsSection, checkTrainingJobReferences } from './training-jobs';
 
 export { SecretRefSchema, describeType, type SecretRef };
@@ -113,6 +114,7 @@ export const LifelineConfigSchema = z
     assets: AssetsSection,
     policies: PoliciesSection,
     audit: AuditSection.prefault({}),
+    incident: IncidentSection.prefault({}),
     trainingJobs: TrainingJobsSection,
   })
   .strict()

@@ -461,17 +461,32 @@ async function ensureReferencedLive(repo: Repository, session: BackupSession, tr
     }
   }
   await session.finish();
-  const limit = pLimit(16);
-  const missing: string[] = [];
-  await Promise.all([...packs].map((p) => limit(async () => {
-    if (!(await repo.store.head(keys.pack(p)))) missing.push(p);
-  })));
+  const missing = await missingPacks(repo, packs);
   if (missing.length > 0) {
     throw new RepositoryStateError(
       `${missing.length} pack(s) this backup reuses were deleted while it ran (e.g. ${missing[0]}; its lease lapsed?); not committing — run the backup again`,
       false,
     );
   }
+}
+
+/** Packs of `packs` that are not in storage: HEAD requests for a few, one listing for many. */
+async function missingPacks(repo: Repository, packs: Set<string>): Promise<string[]> {
+  if (packs.size > 64) {
+    const present = new Set<string>();
+    for await (const obj of repo.store.list('data/')) present.add(obj.key.slice(obj.key.lastIndexOf('/') + 1));
+    return [...packs].filter((p) => !present.has(p));
+  }
+  const limit = pLimit(16);
+  const missing: string[] = [];
+  await Promise.all(
+    [...packs].map((p) =>
+      limit(async () => {
+        if (!(await repo.store.head(keys.pack(p)))) missing.push(p);
+      }),
+    ),
+  );
+  return missing;
 }
 
 /** Backs up a whole asset in one process: scan, read, commit. */

@@ -233,10 +233,12 @@ export class Repository {
   }
 
   async writeIndex(packs: PackRecord[]): Promise<string> {
-    const sealed = await sealBytes(encodeIndex(packs), this.recipients);
+    const plain = encodeIndex(packs);
+    const sealed = await sealBytes(plain, this.recipients);
     const id = sha256Hex(sealed);
     await this.store.put(keys.index(id), sealed, { ifNoneMatch: true });
     this.index.addIndexFile(id, packs);
+    await this.cache?.put('index', id, plain);
     return id;
   }
 
@@ -342,6 +344,7 @@ export class Repository {
     const { id, bytes } = encodeManifest(body, this.signingKey);
     const sealed = await sealBytes(bytes, this.recipients);
     await this.store.put(keys.snapshot(id), sealed, { ifNoneMatch: true });
+    await this.cache?.put('snapshots', id, bytes);
     return id;
   }
 

@@ -11,3 +11,5 @@ export { verifyWorkflow } from './verify';
 export type { VerifyInput, VerifyResult, VerifyProblem } from './verify';
 export { retentionWorkflow, collectGarbageWorkflow } from './retention';
 export type { RetentionInput, RetentionResult } from './retention';
+export { incidentWorkflow } from './incident';
+export type { IncidentInput, IncidentView } from './incident';
