@@ -71,6 +71,12 @@ export interface AuditLogOptions {
   logger?: { warn(obj: object, msg: string): void };
   /** parallel reads in verify/query (default 16) */
   readConcurrency?: number;
+  /**
+   * Older versions of an object, on a versioned (Object Lock) bucket: lets
+   * verify say that the sealed original of a changed or deleted entry is
+   * still stored, and under which version id. Best effort.
+   */
+  versions?: ObjectVersions;
   /** clock (tests) */
   now?: () => Date;
 }
@@ -96,6 +102,8 @@ export interface AuditProblem {
   checkpoint?: number;
   /** reordered: the entry stored at `seq` is the one that belongs at `foundSeq` */
   foundSeq?: number;
+  /** the sealed original of this entry is still stored under this version id (versioned, locked buckets) */
+  retainedVersion?: string;
   message: string;
 }
 
@@ -158,6 +166,16 @@ export interface AuditRecord {
   /** the entry's own signature verifies with a trusted key (the Merkle check is `verify`) */
   signatureValid: boolean;
 }
+
+/** Access to the versions of an object (S3 versioning). */
+export interface ObjectVersions {
+  /** every version of the key, newest first */
+  list(key: string): Promise<Array<{ versionId: string; latest: boolean; deleteMarker: boolean }>>;
+  get(key: string, versionId: string): Promise<Buffer>;
+}
+
+/** At most this many damaged entries are searched for a retained original. */
+const MAX_VERSION_LOOKUPS = 100;
 
 export class AuditLogError extends Error {
   override name = 'AuditLogError';
@@ -266,6 +284,7 @@ export class AuditLog implements AuditSink {
   private readonly logger?: AuditLogOptions['logger'];
   private readonly readConcurrency: number;
   private readonly now: () => Date;
+  private readonly versions?: ObjectVersions;
   /** newest checkpoint this instance knows to be valid (appenders) */
   private sealed: Sealed | null = null;
   /** first sequence number that may be free */
@@ -284,6 +303,7 @@ export class AuditLog implements AuditSink {
     this.logger = opts.logger;
     this.readConcurrency = Math.max(1, opts.readConcurrency ?? 16);
     this.now = opts.now ?? (() => new Date());
+    this.versions = opts.versions;
     // Fail early on a bad origin (it is the note key name).
     if (!/^[^\s+]+$/u.test(this.origin)) throw new AuditLogError(`invalid audit log origin ${JSON.stringify(this.origin)}: no spaces or '+'`);
   }
@@ -510,6 +530,34 @@ export class AuditLog implements AuditSink {
 
   // ---- verification ----------------------------------------------------------------------
 
+  /** For single damaged entries: is the sealed original still stored as an older version? */
+  private async findRetainedVersions(problems: AuditProblem[], sealed: readonly Hash[]): Promise<void> {
+    const versions = this.versions;
+    if (!versions) return;
+    const damaged = problems
+      .filter((p) => (p.kind === 'modified' || p.kind === 'reordered' || p.kind === 'deleted' || p.kind === 'truncated') && p.seq !== undefined && (p.lastSeq ?? p.seq) === p.seq && p.seq < sealed.length)
+      .slice(0, MAX_VERSION_LOOKUPS);
+    const limit = pLimit(this.readConcurrency);
+    await Promise.all(
+      damaged.map((p) =>
+        limit(async () => {
+          try {
+            for (const v of await versions.list(entryKey(p.seq!))) {
+              if (v.latest || v.deleteMarker) continue;
+              if (leafHash(await versions.get(entryKey(p.seq!), v.versionId)).equals(sealed[p.seq!]!)) {
+                p.retainedVersion = v.versionId;
+                p.message += `; the sealed original is still stored as version ${v.versionId}`;
+                return;
+              }
+            }
+          } catch (err) {
+            this.logger?.warn({ seq: p.seq, error: (err as Error).message }, 'could not look for the retained original of a damaged audit entry');
+          }
+        }),
+      ),
+    );
+  }
+
   /**
    * Check the whole log: every checkpoint's signature, that each checkpoint
    * extends the earlier ones (consistency proofs and the leaf hashes it
@@ -678,6 +726,8 @@ export class AuditLog implements AuditSink {
         problems.push({ kind: 'deleted', seq: a, lastSeq: b, message: `${span(a, b)} sealed by the checkpoints ${a === b ? 'is' : 'are'} missing` });
       }
     }
+
+    await this.findRetainedVersions(problems, sealedLeaves);
 
     // 4. Entries after the newest checkpoint: not sealed yet (a crashed appender, or someone else's).
     const unsealed: number[] = [];

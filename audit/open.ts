@@ -14,11 +14,12 @@ import { resolveFromRoot } from '../config/root';
 import { readSecret } from '../config/secrets';
 import { resolveStorage, type ResolvedStorage } from '../config/storage';
 import type { SecretRef } from '../config/secret-ref';
+import { GetObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { S3ObjectStore } from '../engine/backend/s3';
 import { writeSecretFile } from '../engine/crypto/key-files';
 import { SigningKey } from '../engine/crypto/signing';
 import { NoteError, parseVerifierKey, verifierKey } from './checkpoint';
-import { AuditLog, type AuditLock } from './log';
+import { AuditLog, type AuditLock, type ObjectVersions } from './log';
 
 export interface ResolvedAudit {
   bucket: string;
@@ -120,6 +121,29 @@ export function auditStore(storage: ResolvedStorage, audit: ResolvedAudit, logge
   });
 }
 
+/** Versions of the log's objects in its S3 bucket (ListObjectVersions / GetObject by version). */
+export function s3Versions(store: S3ObjectStore): ObjectVersions {
+  return {
+    async list(key) {
+      const Key = store.objectKey(key);
+      const out: Array<{ versionId: string; latest: boolean; deleteMarker: boolean; time: number }> = [];
+      let KeyMarker: string | undefined;
+      let VersionIdMarker: string | undefined;
+      do {
+        const res = await store.client.send(new ListObjectVersionsCommand({ Bucket: store.bucket, Prefix: Key, KeyMarker, VersionIdMarker }));
+        for (const v of res.Versions ?? []) if (v.Key === Key && v.VersionId) out.push({ versionId: v.VersionId, latest: !!v.IsLatest, deleteMarker: false, time: v.LastModified?.getTime() ?? 0 });
+        for (const d of res.DeleteMarkers ?? []) if (d.Key === Key && d.VersionId) out.push({ versionId: d.VersionId, latest: !!d.IsLatest, deleteMarker: true, time: d.LastModified?.getTime() ?? 0 });
+        [KeyMarker, VersionIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextVersionIdMarker] : [undefined, undefined];
+      } while (KeyMarker);
+      return out.sort((a, b) => b.time - a.time).map(({ time: _, ...v }) => v);
+    },
+    async get(key, versionId) {
+      const res = await store.client.send(new GetObjectCommand({ Bucket: store.bucket, Key: store.objectKey(key), VersionId: versionId }));
+      return Buffer.from(await res.Body!.transformToByteArray());
+    },
+  };
+}
+
 export interface OpenAuditOptions {
   logger?: { warn(obj: object, msg: string): void };
   storage?: ResolvedStorage;
@@ -137,8 +161,10 @@ export async function openAuditLog(config: LoadedConfig, opts: OpenAuditOptions 
     );
   }
   const storage = opts.storage ?? resolveStorage(config);
+  const store = auditStore(storage, a, opts.logger);
   return new AuditLog({
-    store: auditStore(storage, a, opts.logger),
+    store,
+    versions: a.lockMode === 'none' ? undefined : s3Versions(store),
     origin: a.origin,
     signingKey: key ?? undefined,
     trustedKeys: a.publicKeys,

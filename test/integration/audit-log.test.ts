@@ -18,6 +18,7 @@ import { signCheckpoint } from '../../audit/checkpoint';
 import { type AuditEntryInput } from '../../audit/entry';
 import { AuditLog, type AuditLock, type AuditVerifyReport, checkpointKey, entryKey, proofKey } from '../../audit/log';
 import { consistencyProofFromFrontier, frontierOf, frontierRoot, leafHash } from '../../audit/merkle';
+import { s3Versions } from '../../audit/open';
 import { S3ObjectStore } from '../../engine/backend/s3';
 import { SigningKey } from '../../engine/crypto/signing';
 import { createTestBucket, testS3Client, testServices } from '../support/services';
@@ -53,7 +54,8 @@ function store(bucket: string, prefix: string): S3ObjectStore {
 }
 
 function auditLog(bucket: string, prefix: string, lock: AuditLock | null): AuditLog {
-  return new AuditLog({ store: store(bucket, prefix), origin: `lifeline-audit/${bucket}`, signingKey: key, lock });
+  const s = store(bucket, prefix);
+  return new AuditLog({ store: s, origin: `lifeline-audit/${bucket}`, signingKey: key, lock, versions: lock ? s3Versions(s) : undefined });
 }
 
 function entry(i: number, over: Partial<AuditEntryInput> = {}): AuditEntryInput {
@@ -143,7 +145,7 @@ describe('audit log on MinIO with Object Lock', () => {
     }
   });
 
-  it('a writer cannot destroy a locked entry: deleting its version fails, an overwrite only stacks a new version — which verify reports', async () => {
+  it('a writer cannot destroy a locked entry: deleting its version fails, an overwrite or a plain delete only hides it — verify reports both and names the retained version', async () => {
     const [original] = await versions(lockedBucket, prefix, entryKey(2));
     expect(original).toBeDefined();
     await expect(s3().send(new DeleteObjectCommand({ Bucket: lockedBucket, Key: fullKey(prefix, entryKey(2)), VersionId: original!.VersionId }))).rejects.toThrow();
@@ -155,8 +157,20 @@ describe('audit log on MinIO with Object Lock', () => {
     expect((await getRaw(lockedBucket, prefix, entryKey(2), original!.VersionId)).toString()).not.toBe(tampered);
     const report = await a.verify();
     expect(kinds(report)).toEqual([{ kind: 'modified', seq: 2 }]);
+    expect(report.problems[0]!.retainedVersion).toBe(original!.VersionId);
+    expect(report.problems[0]!.message).toMatch(/the sealed original is still stored as version/);
     // Putting the original back (it is still there, locked) makes the log whole again.
     await putRaw(lockedBucket, prefix, entryKey(2), await getRaw(lockedBucket, prefix, entryKey(2), original!.VersionId));
+    expect((await a.verify()).ok).toBe(true);
+
+    // A plain delete only hides the locked version behind a delete marker.
+    await deleteRaw(lockedBucket, prefix, entryKey(5));
+    const hidden = await a.verify();
+    expect(kinds(hidden)).toEqual([{ kind: 'deleted', seq: 5, lastSeq: 5 }]);
+    const [kept] = await versions(lockedBucket, prefix, entryKey(5));
+    expect(hidden.problems[0]!.retainedVersion).toBe(kept!.VersionId);
+    const markers = await s3().send(new ListObjectVersionsCommand({ Bucket: lockedBucket, Prefix: fullKey(prefix, entryKey(5)) }));
+    await s3().send(new DeleteObjectCommand({ Bucket: lockedBucket, Key: fullKey(prefix, entryKey(5)), VersionId: markers.DeleteMarkers![0]!.VersionId }));
     expect((await a.verify()).ok).toBe(true);
   });
 
@@ -166,7 +180,9 @@ describe('audit log on MinIO with Object Lock', () => {
     await expect(s3().send(new DeleteObjectCommand({ Bucket: lockedBucket, Key: fullKey(prefix, entryKey(7)), VersionId: all[0]!.VersionId }))).rejects.toThrow();
     await s3().send(new DeleteObjectCommand({ Bucket: lockedBucket, Key: fullKey(prefix, entryKey(7)), VersionId: all[0]!.VersionId, BypassGovernanceRetention: true }));
     expect(await versions(lockedBucket, prefix, entryKey(7))).toHaveLength(0);
-    expect(kinds(await a.verify())).toEqual([{ kind: 'deleted', seq: 7, lastSeq: 7 }]);
+    const report = await a.verify();
+    expect(kinds(report)).toEqual([{ kind: 'deleted', seq: 7, lastSeq: 7 }]);
+    expect(report.problems[0]!.retainedVersion).toBeUndefined(); // gone for good
   });
 
   it('in compliance mode not even a principal bypassing governance can delete an entry', async () => {
