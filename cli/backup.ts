@@ -1,15 +1,15 @@
 /** `lifeline backup run <asset>` and `lifeline restore <asset>`: start the workflows, optionally follow them. */
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
+import type { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
 import { UserError } from '../config/errors';
-import type { LoadedConfig } from '../config/load';
 import { sealIncludes } from '../backups/include';
 import { assetConfig, loadTenantIdentities } from '../tenancy/repositories';
 import { connectClient } from '../workers/temporal';
 import { backupWorkflow, type BackupWorkflowResult } from '../workflows/backup';
 import { restoreWorkflow, type RestoreFrom, type RestoreWorkflowResult } from '../workflows/restore';
-import { ORCHESTRATOR_TASK_QUEUE } from '../workflows/task-queues';
+import { nodeTaskQueue, ORCHESTRATOR_TASK_QUEUE } from '../workflows/task-queues';
 import { collect, context, json, nodeIdArg, out } from './context';
 import { formatBytes, waitWithProgress, workflowLink } from './progress';
 
@@ -25,8 +25,32 @@ function labelArg(v: string, prev: Record<string, string> = {}): Record<string, 
   return { ...prev, [m[1]!]: m[2]! };
 }
 
-function checkAsset(config: LoadedConfig, asset: string): void {
-  assetConfig(config, asset); // one clear line for an unknown asset
+// Temporal API enum values (temporal.api.enums.v1), as in cli/status.ts.
+const TASK_QUEUE_KIND_NORMAL = 1;
+const TASK_QUEUE_TYPE_WORKFLOW = 1;
+const TASK_QUEUE_TYPE_ACTIVITY = 2;
+
+/**
+ * A started workflow waits silently when no worker polls its queues: say so
+ * (without failing: a worker may be about to start).
+ */
+export async function missingWorkers(client: Client, namespace: string, queues: { orchestrator: string; node: string }): Promise<string[]> {
+  const pollers = async (name: string, type: number) => {
+    try {
+      const res = await client.workflowService.describeTaskQueue({ namespace, taskQueue: { name, kind: TASK_QUEUE_KIND_NORMAL }, taskQueueType: type });
+      return (res.pollers ?? []).length;
+    } catch {
+      return -1; // unknown: no warning
+    }
+  };
+  const out: string[] = [];
+  if ((await pollers(queues.orchestrator, TASK_QUEUE_TYPE_WORKFLOW)) === 0) {
+    out.push(`no orchestrator worker polls ${queues.orchestrator} (start one: lifeline worker --role orchestrator); the workflow waits until one does`);
+  }
+  if ((await pollers(nodeTaskQueue(queues.node), TASK_QUEUE_TYPE_ACTIVITY)) === 0) {
+    out.push(`no node agent polls ${nodeTaskQueue(queues.node)} (start one on that node: lifeline worker --role node-agent --node ${queues.node}); the work waits until one does`);
+  }
+  return out;
 }
 
 export function describeBackup(r: BackupWorkflowResult): string {
@@ -61,7 +85,7 @@ export function registerBackupCommands(program: Command): void {
     .option('--task-queue <name>', 'orchestrator task queue', ORCHESTRATOR_TASK_QUEUE)
     .action(async (asset: string, opts: { wait?: boolean; json?: boolean; label?: Record<string, string>; taskQueue: string }, cmd: Command) => {
       const ctx = context(cmd);
-      checkAsset(ctx.config, asset);
+      const a = assetConfig(ctx.config, asset);
       const { client, connection } = await connectClient(ctx.config);
       try {
         const workflowId = workflowIdFor('backup', asset);
@@ -71,16 +95,18 @@ export function registerBackupCommands(program: Command): void {
           args: [{ asset, trigger: 'manual', labels: opts.label }],
         });
         const ui = workflowLink(ctx.config, workflowId);
+        const warnings = await missingWorkers(client, ctx.config.temporal.namespace, { orchestrator: opts.taskQueue, node: a.node });
         if (!opts.json) {
           out(`backup of ${asset} started: workflow ${workflowId}`);
           if (ui) out(`  ${ui}`);
+          for (const w of warnings) process.stderr.write(`lifeline: warning: ${w}\n`);
         }
         if (!opts.wait) {
-          if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui });
+          if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, warnings });
           return;
         }
         const result = await waitWithProgress<BackupWorkflowResult>(client, workflowId, { quiet: opts.json });
-        if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, result });
+        if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, warnings, result });
         else out(describeBackup(result));
       } finally {
         await connection.close().catch(() => {});
@@ -135,16 +161,18 @@ export function registerBackupCommands(program: Command): void {
             args: [{ asset, from, target, node: opts.node, includeSealed, includeCount: opts.include?.length, overwrite: opts.overwrite }],
           });
           const ui = workflowLink(ctx.config, workflowId);
+          const warnings = await missingWorkers(client, ctx.config.temporal.namespace, { orchestrator: opts.taskQueue, node: opts.node ?? a.node });
           if (!opts.json) {
             out(`restore of ${asset} to ${opts.node ?? a.node}:${target} started: workflow ${workflowId}`);
             if (ui) out(`  ${ui}`);
+            for (const w of warnings) process.stderr.write(`lifeline: warning: ${w}\n`);
           }
           if (!opts.wait) {
-            if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui });
+            if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, warnings });
             return;
           }
           const result = await waitWithProgress<RestoreWorkflowResult>(client, workflowId, { quiet: opts.json });
-          if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, result });
+          if (opts.json) json({ workflowId, runId: handle.firstExecutionRunId, ui, warnings, result });
           else out(describeRestore(result));
         } finally {
           await connection.close().catch(() => {});

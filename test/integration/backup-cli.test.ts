@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeTree, makeAsset } from '../support/engine-fixtures';
 import { parseJson, runCli } from '../support/cli';
-import { makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { uniqueTaskQueue } from '../support/services';
 
 let env: LifelineEnv;
 const workers: RunningWorker[] = [];
@@ -44,6 +45,7 @@ describe('lifeline backup run / restore', () => {
     const started = parseJson(await cli(['backup', 'run', 'model', '--json', '--task-queue', env.taskQueue]));
     expect(started.workflowId).toMatch(/^backup-model-/);
     expect(started.runId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(started.warnings).toEqual([]);
     const r = await cli(['backup', 'run', 'model', '--wait', '--json', '--task-queue', env.taskQueue]);
     expect(r.code, r.stderr).toBe(0);
     const out = parseJson(r);
@@ -57,6 +59,21 @@ describe('lifeline backup run / restore', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(parseJson(r).result).toMatchObject({ snapshotId, files: 15, verified: true, target });
     expect(await describeTree(target)).toEqual(await describeTree(env.assetPath('model')));
+  });
+
+  it('warns when no worker polls the queues the backup needs (and still starts it)', async () => {
+    const queue = uniqueTaskQueue('cli-no-worker');
+    const r = await cli(['backup', 'run', 'model', '--task-queue', queue]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toContain(`lifeline: warning: no orchestrator worker polls ${queue} (start one: lifeline worker --role orchestrator)`);
+    expect(r.stderr).not.toContain('no node agent polls'); // this test's node agent runs
+    const id = /workflow (backup-model-\S+)/.exec(r.stdout)![1]!;
+    const { client, connection } = await connect(env);
+    try {
+      await client.workflow.getHandle(id).terminate('test done');
+    } finally {
+      await connection.close();
+    }
   });
 
   it('user mistakes: one line on stderr, non-zero exit, nothing started', async () => {

@@ -125,7 +125,7 @@ describe('checkpoint events', () => {
         { body: '{"type": "checkpoint", "node": ', raw: true, field: '', problem: /not valid JSON/ },
         { body: [1, 2], field: '', problem: /expected a JSON object/ },
         { body: { node: env.node, path: root, step: 1 }, field: 'type', problem: /required/ },
-        { body: { type: 'explosion', node: env.node }, field: 'type', problem: /unknown event type "explosion" \(known: checkpoint\)/ },
+        { body: { type: 'explosion', node: env.node }, field: 'type', problem: /unknown event type "explosion" \(known: checkpoint\b/ },
         { body: { type: 'checkpoint', path: root, step: 1, asset: 'other' }, field: 'node', problem: /required: a node name/ },
         { body: { type: 'checkpoint', node: env.node, path: 'ckpt/step-1', step: 1, asset: 'other' }, field: 'path', problem: /absolute path/ },
         { body: { type: 'checkpoint', node: env.node, path: root, step: -3, asset: 'other' }, field: 'step', problem: /training step/ },
