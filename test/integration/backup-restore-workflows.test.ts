@@ -202,6 +202,31 @@ describe('backup and restore workflows', () => {
     expect(await repo.listSnapshots({ asset: 'big' })).toEqual([]);
   });
 
+  it('wrong storage credentials fail at once (non-retryable), saying to check the credentials and leaking none', async () => {
+    const bad = await makeEnv('bkp-badcreds', { assets: { m: { kind: 'model' } } });
+    const badWorkers: RunningWorker[] = [];
+    try {
+      await writeFile(join(bad.assetPath('m'), 'w.bin'), 'weights');
+      // The keys exist and the repository is initialised; then the secret is rotated wrongly.
+      await writeFile(join(bad.dir, 'secrets', 's3-secret'), 'not-the-secret-key-1234567890', { mode: 0o600 });
+      badWorkers.push(await startWorker(bad, 'orchestrator'), await startWorker(bad, 'node-agent'));
+      const t0 = Date.now();
+      const err = await client.workflow
+        .execute(backupWorkflow, { taskQueue: bad.taskQueue, workflowId: `backup-m-${Date.now()}`, args: [{ asset: 'm', trigger: 'manual', options: FAST }] })
+        .then(() => null, (e: unknown) => e);
+      const failure = (err as WorkflowFailedError).cause?.cause as unknown as { message: string; type?: string; nonRetryable?: boolean };
+      expect(failure.type, failure.message).toBe('StoragePermanent');
+      expect(failure.nonRetryable).toBe(true);
+      expect(failure.message).toMatch(/asset m on node .*\(tenant acme\): .*check the credentials/);
+      expect(failure.message).not.toContain('not-the-secret-key');
+      expect(failure.message).not.toContain(bad.s3.secretAccessKey);
+      expect(Date.now() - t0).toBeLessThan(60_000);
+    } finally {
+      for (const w of badWorkers) await w.stop();
+      await removeEnv(bad);
+    }
+  });
+
   it('an unknown snapshot prefix fails with a clear message', async () => {
     const err = await client.workflow
       .execute(restoreWorkflow, {
