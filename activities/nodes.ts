@@ -5,10 +5,19 @@
  * polls its task queue. Idempotent: keyed by node id and provisioning id.
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import { resolveAsset } from '../backups/asset';
+import { nodeRecoveryPlan, type RestoreStage } from '../config/training-jobs';
 import { nodeProvider, type LocalProviderOptions } from '../nodes/local';
 import { NodeConfigError, NodeNotEmptyError, type AgentState, type ProvisionResult } from '../nodes/provider';
 import { RecoveryFailureTypes } from '../workflows/recovery-types';
 import type { ActivityDeps } from './index';
+
+export interface NodeRecoveryPlanResult {
+  node: string;
+  /** restore order; target = the asset's folder on the node (from config) */
+  assets: { asset: string; kind: string; stage: RestoreStage; target: string }[];
+  jobs: { job: string; checkpointAsset: string }[];
+}
 
 export function createNodeActivities(deps: ActivityDeps, opts: LocalProviderOptions = {}) {
   const provider = (node: string) => {
@@ -26,6 +35,15 @@ export function createNodeActivities(deps: ActivityDeps, opts: LocalProviderOpti
     }
   };
   return {
+    /** What rebuilding the node restores (in order, each into its asset folder) and which jobs it restarts. */
+    async nodeRecoveryPlan(input: { node: string }): Promise<NodeRecoveryPlanResult> {
+      try {
+        const plan = nodeRecoveryPlan(deps.config, input.node);
+        return { node: plan.node, assets: plan.assets.map((a) => ({ ...a, target: resolveAsset(deps.config, a.asset).root })), jobs: plan.jobs };
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable(`plan the recovery of node ${input.node}: ${(err as Error).message}`, RecoveryFailureTypes.Config);
+      }
+    },
     async nodeProvision(input: { node: string; provisionId: string }): Promise<Omit<ProvisionResult, 'root'>> {
       // the root path stays out of the workflow history
       const { root: _root, ...r } = await mapped(() => provider(input.node).provision(input.node, input.provisionId));

@@ -19,8 +19,8 @@ export interface TrainingJobStartInput {
 
 export interface WaitForStepInput {
   job: string;
-  /** returns once the job logged a step greater than this */
-  step: number;
+  /** returns once the job logged a step greater than this; 'start' = the step the run started (resumed) from */
+  step: number | 'start';
   timeoutSeconds: number;
   pollMs?: number;
 }
@@ -85,16 +85,17 @@ export function createTrainingActivities(deps: ActivityDeps) {
       for (;;) {
         const p = jobProgress(deps.config, input.job);
         ctx.heartbeat({ step: p.step ?? null, state: p.state });
-        if ((p.step ?? -1) > input.step) return p;
+        const beyond = input.step === 'start' ? p.startStep : input.step;
+        if (beyond !== undefined && (p.step ?? -1) > beyond) return p;
         if (p.state !== 'running') {
           throw ApplicationFailure.nonRetryable(
-            `training job ${input.job} on node ${deps.nodeId} ended (${p.state}${p.errorKind ? `: ${p.errorKind}` : ''}) at step ${p.step ?? 'none'} before passing step ${input.step}; see its log in the node's work folder`,
+            `training job ${input.job} on node ${deps.nodeId} ended (${p.state}${p.errorKind ? `: ${p.errorKind}` : ''}) at step ${p.step ?? 'none'} before passing step ${input.step === 'start' ? `its start step (${p.startStep ?? 'none'})` : input.step}; see its log in the node's work folder`,
             RecoveryFailureTypes.JobExited,
           );
         }
         if (Date.now() > deadline) {
           throw ApplicationFailure.nonRetryable(
-            `training job ${input.job} on node ${deps.nodeId} did not pass step ${input.step} within ${input.timeoutSeconds} s (newest step ${p.step ?? 'none'})`,
+            `training job ${input.job} on node ${deps.nodeId} did not pass step ${input.step === 'start' ? `its start step (${p.startStep ?? 'none'})` : input.step} within ${input.timeoutSeconds} s (newest step ${p.step ?? 'none'})`,
             RecoveryFailureTypes.JobNotAdvancing,
           );
         }

@@ -30,6 +30,7 @@ import { registerVerifyCommand } from './verify';
 import { registerBackupCommands } from './backup';
 import { registerEventCommands } from './events';
 import { registerAuditCommands } from './audit';
+import { registerRecoverCommands } from './recover';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -177,6 +178,7 @@ export function buildProgram(): Command {
   registerBackupCommands(program);
   registerEventCommands(program);
   registerAuditCommands(program);
+  registerRecoverCommands(program);
 
   return program;
 }

@@ -13,3 +13,5 @@ export { retentionWorkflow, collectGarbageWorkflow } from './retention';
 export type { RetentionInput, RetentionResult } from './retention';
 export { incidentWorkflow } from './incident';
 export type { IncidentInput, IncidentView } from './incident';
+export { recoverNodeWorkflow } from './recover-node';
+export type { RecoverNodeInput, RecoverNodeResult, RecoverNodeProgress } from './recover-node';
