@@ -9,9 +9,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { Worker } from '@temporalio/worker';
 import { afterAll, describe, expect, it } from 'vitest';
 import { sealIncludes } from '../../backups/include';
 import { loadTenantIdentities, TenantRepositories } from '../../tenancy/repositories';
+import { WORKFLOWS_PATH } from '../../workers/worker';
 import { backupWorkflow } from '../../workflows/backup';
 import { restoreWorkflow } from '../../workflows/restore';
 import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
@@ -107,6 +109,10 @@ describe('100,000 small files', () => {
       expect(r.events).toBeLessThan(51_200 / 20);
       expect(r.bytes).toBeLessThan((50 * 1024 * 1024) / 20);
       expect(r.largestEventBytes).toBeLessThan(512 * 1024 / 4);
+    }
+    // Every run replays deterministically against today's workflow code.
+    for (const r of runs) {
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, await client.workflow.getHandle(workflowId, r.runId).fetchHistory(), workflowId);
     }
     // No file name of the asset in any history.
     for (const r of runs) {

@@ -9,10 +9,12 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { join } from 'node:path';
 import { WorkflowNotFoundError, type Client, type Connection } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEventServer } from '../../events/http';
 import { createBufferLogger } from '../../logging/logger';
 import { TenantRepositories } from '../../tenancy/repositories';
+import { WORKFLOWS_PATH } from '../../workers/worker';
 import { checkpointCoordinatorId, checkpointStateQuery, type CheckpointCoordinatorResult } from '../../workflows/checkpoint';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { parseJson, runCli } from '../support/cli';
@@ -112,6 +114,8 @@ describe('checkpoint events', () => {
     const history = await coordinator.fetchHistory();
     const children = (history.events ?? []).filter((e) => e.startChildWorkflowExecutionInitiatedEventAttributes);
     expect(children.length).toBe(2);
+    // The coordinator's history (6 signals, 2 children) replays deterministically.
+    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, first.body.workflowId);
     const repo = await new TenantRepositories(env.config).repository(env.tenant);
     const snaps = await repo.listSnapshots({ asset: 'ck' });
     expect(snaps.map((s) => s.labels.step)).toEqual(['100', '105']);
