@@ -9,6 +9,7 @@ import { connectClient } from '../workers/temporal';
 import { ORCHESTRATOR_TASK_QUEUE } from '../workflows/task-queues';
 import { context, json, out } from './context';
 import { workflowLink } from './progress';
+import { registerIncidentEventCommands } from './incident';
 
 function portArg(v: string): number {
   const n = Number(v);
@@ -50,6 +51,8 @@ export function registerEventCommands(program: Command): void {
         await connection.close().catch(() => {});
       }
     });
+
+  registerIncidentEventCommands(event);
 
   event
     .command('serve')

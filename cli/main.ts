@@ -29,6 +29,7 @@ import { registerSnapshotsCommands } from './snapshots';
 import { registerVerifyCommand } from './verify';
 import { registerBackupCommands } from './backup';
 import { registerEventCommands } from './events';
+import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
 
@@ -177,6 +178,7 @@ export function buildProgram(): Command {
   registerSchedulesCommands(program);
   registerBackupCommands(program);
   registerEventCommands(program);
+  registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
 

@@ -13,7 +13,10 @@ import type { LoadedConfig } from '../config/load';
 import { resolveAsset } from '../backups/asset';
 import { checkpointBackupWorkflow, checkpointCoordinatorId, checkpointSignal } from '../workflows/checkpoint';
 import type { BackupTuning } from '../workflows/backup';
-import { EventValidationError, parseEvent, type CheckpointEvent } from './schema';
+import { randomBytes } from 'node:crypto';
+import { incidentEventSignal, incidentWorkflow } from '../workflows/incident';
+import { incidentId, type IncidentTrigger } from '../incidents/model';
+import { EventValidationError, parseEvent, type CheckpointEvent, type IncidentEvent } from './schema';
 
 export interface DispatchTarget {
   client: Client;
@@ -23,13 +26,18 @@ export interface DispatchTarget {
   /** passed to the coordinator when it starts (tests use small values) */
   backupOptions?: BackupTuning;
   idleSeconds?: number;
+  /** who delivers the event (recorded in an incident's timeline); default `event` */
+  actor?: string;
 }
 
 export interface DispatchResult {
   accepted: true;
   type: string;
-  asset: string;
-  step: string;
+  /** checkpoint events: the asset and step backed up */
+  asset?: string;
+  step?: string;
+  /** incident events: the incident (= its workflow id) */
+  incident?: string;
   /** coordinator workflow id */
   workflowId: string;
   /** the run that received the event */
@@ -66,6 +74,54 @@ export function checkpointAsset(config: LoadedConfig, ev: CheckpointEvent): stri
   return candidates[0]!.name;
 }
 
+/** An incident event reduced to the ids and times the IncidentWorkflow needs; unknown nodes/assets are per-field problems. */
+export function incidentTrigger(config: LoadedConfig, ev: IncidentEvent, actor: string, at = new Date().toISOString()): IncidentTrigger {
+  const issues: Array<{ field: string; problem: string }> = [];
+  const nodeKnown = (n: string, field: string) => {
+    if (!(n in config.nodes)) issues.push({ field, problem: `unknown node ${JSON.stringify(n)} (declared: ${Object.keys(config.nodes).join(', ') || 'none'})` });
+  };
+  const assetKnown = (a: string, field: string) => {
+    if (!(a in config.assets)) issues.push({ field, problem: `unknown asset ${JSON.stringify(a)} (declared: ${Object.keys(config.assets).join(', ') || 'none'})` });
+  };
+  let t: IncidentTrigger;
+  switch (ev.type) {
+    case 'node-lost':
+      nodeKnown(ev.node, 'node');
+      t = { type: ev.type, nodes: [ev.node], assets: [], detectedAt: ev.detectedAt ?? at, actor, at };
+      break;
+    case 'integrity-failure':
+      assetKnown(ev.asset, 'asset');
+      if (ev.asset in config.assets && config.assets[ev.asset]!.tenant !== ev.tenant) issues.push({ field: 'tenant', problem: `asset ${ev.asset} belongs to tenant ${config.assets[ev.asset]!.tenant}, not ${ev.tenant}` });
+      t = { type: ev.type, nodes: [], assets: [ev.asset], snapshot: ev.snapshot, ...(ev.object ? { object: ev.object } : {}), actor, at };
+      break;
+    case 'suspected-compromise':
+      (ev.nodes ?? []).forEach((n, i) => nodeKnown(n, `nodes.${i}`));
+      (ev.assets ?? []).forEach((a, i) => assetKnown(a, `assets.${i}`));
+      t = { type: ev.type, nodes: [...new Set(ev.nodes ?? [])], assets: [...new Set(ev.assets ?? [])], compromisedAt: ev.compromisedAt, source: ev.source, ...(ev.details ? { summary: ev.details } : {}), actor, at };
+      break;
+    case 'manual':
+      (ev.nodes ?? []).forEach((n, i) => nodeKnown(n, `nodes.${i}`));
+      (ev.assets ?? []).forEach((a, i) => assetKnown(a, `assets.${i}`));
+      t = { type: ev.type, nodes: [...new Set(ev.nodes ?? [])], assets: [...new Set(ev.assets ?? [])], summary: ev.summary, severity: ev.severity, actor, at };
+      break;
+  }
+  if (issues.length) throw new EventValidationError(issues);
+  return t;
+}
+
+/** Opens an incident, or joins the open one about the same subject (signal-with-start). */
+export async function openIncident(client: Client, taskQueue: string, trigger: IncidentTrigger): Promise<{ workflowId: string; runId: string }> {
+  const workflowId = incidentId({ ...trigger, nonce: randomBytes(3).toString('hex') });
+  const handle = await client.workflow.signalWithStart(incidentWorkflow, {
+    workflowId,
+    taskQueue,
+    args: [{ trigger }],
+    signal: incidentEventSignal,
+    signalArgs: [trigger],
+  });
+  return { workflowId, runId: handle.signaledRunId };
+}
+
 /** Validates an event (any type) and acts on it. Throws EventValidationError for bad events; starts nothing then. */
 export async function dispatchEvent(raw: unknown, target: DispatchTarget): Promise<DispatchResult> {
   const ev = parseEvent(raw);
@@ -81,6 +137,14 @@ export async function dispatchEvent(raw: unknown, target: DispatchTarget): Promi
         signalArgs: [{ step: ev.step, node: ev.node, receivedAt: new Date().toISOString() }],
       });
       return { accepted: true, type: ev.type, asset, step: ev.step, workflowId, runId: handle.signaledRunId };
+    }
+    case 'node-lost':
+    case 'integrity-failure':
+    case 'suspected-compromise':
+    case 'manual': {
+      const trigger = incidentTrigger(target.config, ev, target.actor ?? 'event');
+      const { workflowId, runId } = await openIncident(target.client, target.taskQueue, trigger);
+      return { accepted: true, type: ev.type, incident: workflowId, workflowId, runId };
     }
   }
 }

@@ -42,13 +42,81 @@ export const CheckpointEventSchema = z
 
 export type CheckpointEvent = z.output<typeof CheckpointEventSchema>;
 
+const IsoTime = (what: string) =>
+  z
+    .string({ error: required(`${what} as an ISO time like 2026-11-26T08:00:00Z`) })
+    .refine((t) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$/.test(t) && !Number.isNaN(Date.parse(t)), `expected ${what} as an ISO time with a zone, like 2026-11-26T08:00:00Z`)
+    .transform((t) => new Date(t).toISOString());
+const SNAPSHOT = /^[0-9a-f]{6,64}$/;
+const Names = (what: string) => z.array(Name(what), { error: required(`a list of ${what} names`) }).min(1, `expected at least one ${what} name`).max(100, `at most 100 ${what} names`);
+const Text = (what: string, max: number) => z.string({ error: required(what) }).trim().min(1, `expected ${what}`).max(max, `${what}: at most ${max} characters`);
+export const SEVERITIES = ['low', 'medium', 'high', 'critical'] as const;
+
+/** A node stopped answering (its health check, or a person, says so). */
+export const NodeLostEventSchema = z
+  .object({
+    type: z.literal('node-lost'),
+    node: Name('node'),
+    /** when the node was last known alive; default now */
+    detectedAt: IsoTime('detectedAt').optional(),
+  })
+  .strict();
+
+/** A verification found a corrupt snapshot (VerifyWorkflow raises this itself). */
+export const IntegrityFailureIncidentEventSchema = z
+  .object({
+    type: z.literal('integrity-failure'),
+    tenant: Name('tenant'),
+    asset: Name('asset'),
+    snapshot: z.string({ error: required('a snapshot id (hex)') }).regex(SNAPSHOT, 'expected a snapshot id (6–64 lowercase hex characters)'),
+    /** storage key of the damaged object */
+    object: z.string().min(1).max(1024, 'object: at most 1024 characters').optional(),
+  })
+  .strict();
+
+/** Someone or something (an intrusion / inference-attack detector) believes nodes or assets are compromised since a time. */
+export const SuspectedCompromiseEventSchema = z
+  .object({
+    type: z.literal('suspected-compromise'),
+    nodes: Names('node').optional(),
+    assets: Names('asset').optional(),
+    compromisedAt: IsoTime('compromisedAt'),
+    /** who reports it, e.g. `ids:falco` or a person */
+    source: Text('the reporting source', 200),
+    details: Text('details', 2000).optional(),
+  })
+  .strict()
+  .refine((e) => (e.nodes?.length ?? 0) + (e.assets?.length ?? 0) > 0, { message: 'required: nodes or assets (what is suspected)', path: ['nodes'] });
+
+/** An incident opened by a person. */
+export const ManualIncidentEventSchema = z
+  .object({
+    type: z.literal('manual'),
+    summary: Text('a summary', 500),
+    nodes: Names('node').optional(),
+    assets: Names('asset').optional(),
+    severity: z.enum(SEVERITIES, { error: (iss) => (iss.input === undefined ? `required: one of ${SEVERITIES.join(', ')}` : `expected one of ${SEVERITIES.join(', ')}`) }),
+  })
+  .strict();
+
+export type NodeLostEvent = z.output<typeof NodeLostEventSchema>;
+export type IntegrityFailureIncidentEvent = z.output<typeof IntegrityFailureIncidentEventSchema>;
+export type SuspectedCompromiseEvent = z.output<typeof SuspectedCompromiseEventSchema>;
+export type ManualIncidentEvent = z.output<typeof ManualIncidentEventSchema>;
+export type IncidentEvent = NodeLostEvent | IntegrityFailureIncidentEvent | SuspectedCompromiseEvent | ManualIncidentEvent;
+export const INCIDENT_EVENT_TYPES = ['node-lost', 'integrity-failure', 'suspected-compromise', 'manual'] as const;
+
 /** Every event type and its schema. */
 export const EVENT_SCHEMAS = {
   checkpoint: CheckpointEventSchema,
+  'node-lost': NodeLostEventSchema,
+  'integrity-failure': IntegrityFailureIncidentEventSchema,
+  'suspected-compromise': SuspectedCompromiseEventSchema,
+  manual: ManualIncidentEventSchema,
 } as const;
 
 export type EventType = keyof typeof EVENT_SCHEMAS;
-export type LifelineEvent = CheckpointEvent;
+export type LifelineEvent = CheckpointEvent | IncidentEvent;
 
 export interface EventIssue {
   /** dotted field path, e.g. `step` ('' for the event as a whole) */

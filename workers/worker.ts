@@ -15,6 +15,7 @@ import { installTemporalLogging } from '../logging/temporal';
 import { createActivities } from '../activities';
 import { TenantRepositories } from '../tenancy/repositories';
 import { createS3Client } from '../activities/s3';
+import { installIncidentHook } from '../activities/incident-hook';
 import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { temporalTarget } from './temporal';
 
@@ -87,6 +88,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
       // Only small messages here: workers are long-lived and 2-core machines are slow.
       shutdownGraceTime: '10 seconds',
     });
+    // Integrity failures found by this worker's verifications open incidents.
+    const uninstallHook = role === 'orchestrator' ? installIncidentHook(config) : () => {};
     logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity }, 'worker ready');
     return {
       worker,
@@ -99,6 +102,7 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
           if (until) await worker.runUntil(until);
           else await worker.run();
         } finally {
+          uninstallHook();
           await connection.close().catch(() => {});
           s3.destroy();
         }

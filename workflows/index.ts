@@ -13,5 +13,7 @@ export { retentionWorkflow, collectGarbageWorkflow } from './retention';
 export type { RetentionInput, RetentionResult } from './retention';
 export { incidentWorkflow } from './incident';
 export type { IncidentInput, IncidentView } from './incident';
+export { nodeHealthWorkflow } from './node-health';
+export type { NodeHealthInput, NodeHealthView } from './node-health';
 export { recoverNodeWorkflow } from './recover-node';
 export type { RecoverNodeInput, RecoverNodeResult, RecoverNodeProgress } from './recover-node';

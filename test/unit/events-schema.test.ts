@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { configFromObject } from '../../config/load';
 import { checkpointAsset } from '../../events/dispatch';
-import { EventValidationError, parseEvent } from '../../events/schema';
+import { EventValidationError, parseEvent, type CheckpointEvent } from '../../events/schema';
 
 function issues(raw: unknown): Array<{ field: string; problem: string }> {
   try {
@@ -34,8 +34,8 @@ describe('event schema', () => {
   });
 
   it('rejects unknown types and non-objects, listing the known types', () => {
-    expect(issues({ type: 'incident' })).toEqual([{ field: 'type', problem: 'unknown event type "incident" (known: checkpoint)' }]);
-    expect(issues({})).toEqual([{ field: 'type', problem: 'required: one of checkpoint' }]);
+    expect(issues({ type: 'incident' })).toEqual([{ field: 'type', problem: 'unknown event type "incident" (known: checkpoint, node-lost, integrity-failure, suspected-compromise, manual)' }]);
+    expect(issues({})).toEqual([{ field: 'type', problem: 'required: one of checkpoint, node-lost, integrity-failure, suspected-compromise, manual' }]);
     expect(issues('checkpoint')[0]!.problem).toMatch(/expected a JSON object/);
     expect(issues(null)[0]!.problem).toMatch(/got null/);
   });
@@ -59,7 +59,7 @@ describe('which asset a checkpoint event is about', () => {
     },
     { checkSecrets: false },
   );
-  const ev = (x: object) => parseEvent({ type: 'checkpoint', step: 1, ...x }) as ReturnType<typeof parseEvent>;
+  const ev = (x: object) => parseEvent({ type: 'checkpoint', step: 1, ...x }) as CheckpointEvent;
   const problem = (x: object) => {
     try {
       checkpointAsset(config, ev(x));
