@@ -187,7 +187,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
           const reasons = [...byReason].map(([reason, n]) => `${n}× ${reason}`).join('; ');
           const first = err.failures[0]!;
           throw ApplicationFailure.nonRetryable(
-            `restore of snapshot ${input.snapshotId} (asset ${asset.name}) into ${input.target} on node ${node} is incomplete: ${err.failures.length} of ${err.result.files + err.failures.length} files failed (${reasons}); first: ${first.path}; every failed file and why: ${report} on node ${node}`,
+            `restore of snapshot ${input.snapshotId} (asset ${asset.name}) into ${input.target} on node ${node} is incomplete: ${err.failures.length} of ${err.result.files + err.failures.length} files failed (${reasons}); first: ${first.path}; every failed file and why: ${report} on node ${node}; find damaged objects with \`lifeline verify ${asset.name} --deep\`, or restore another snapshot (--snapshot, --from last-verified)`,
             FailureTypes.RestoreIncomplete,
           );
         }

@@ -4,9 +4,11 @@
  * byte-identical, an incremental second backup, restores by prefix and with a
  * sealed include list, and the failures a person has to act on.
  */
-import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import type { Client, Connection } from '@temporalio/client';
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +20,7 @@ import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { restoreWorkflow } from '../../workflows/restore';
 import { verifyWorkflow } from '../../workflows/verify';
 import { describeTree, makeAsset } from '../support/engine-fixtures';
-import { bucketUsage, connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { bucketUsage, connect, makeEnv, removeEnv, sha256File, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 
 let env: LifelineEnv;
 let orchestrator: RunningWorker;
@@ -30,7 +32,7 @@ const MISSING = join(tmpdir(), `lifeline-missing-${process.pid}-${Date.now()}`, 
 const FAST = { heartbeatTimeoutSeconds: 20, progressSignalMs: 300, changedRetryDelaySeconds: 1 };
 
 beforeAll(async () => {
-  env = await makeEnv('bkp-roundtrip', { assets: { model: { kind: 'model', labels: { run: 'r1' } }, missing: { kind: 'dataset', path: MISSING }, empty: { kind: 'dataset' }, big: { kind: 'dataset' } } });
+  env = await makeEnv('bkp-roundtrip', { assets: { model: { kind: 'model', labels: { run: 'r1' } }, missing: { kind: 'dataset', path: MISSING }, empty: { kind: 'dataset' }, big: { kind: 'dataset' }, shards: { kind: 'dataset' } } });
   await makeAsset(env.assetPath('model'), { smallFiles: 40, largeFileBytes: 5 * 1024 * 1024 });
   ({ client, connection } = await connect(env));
   orchestrator = await startWorker(env, 'orchestrator');
@@ -225,6 +227,49 @@ describe('backup and restore workflows', () => {
       for (const w of badWorkers) await w.stop();
       await removeEnv(bad);
     }
+  });
+
+  it('a restore that cannot write every file fails with the count, the reasons and the first path; the node keeps the full list', async () => {
+    const root = env.assetPath('shards');
+    const shas: Record<string, string> = {};
+    for (const n of ['a.bin', 'b.bin', 'c.bin', 'd.bin']) shas[n] = await writeRandomFile(join(root, n), 20 * 1024 * 1024);
+    const snap = await runBackup('shards');
+    // Damage the pack that holds the start of c.bin (overwrite it in the bucket, same size).
+    const repo = await new TenantRepositories(env.config).repository(env.tenant);
+    await repo.loadIndex();
+    const entry = (await repo.loadTree(await repo.loadSnapshot(snap.snapshotId))).find((e) => e.path === 'c.bin');
+    const packId = repo.index.lookup((entry as { chunks: string[] }).chunks[0]!)!.packId;
+    const key = `${env.repoPrefix}data/${packId.slice(0, 2)}/${packId}`;
+    const size = repo.index.pack(packId)!.ciphertextBytes;
+    const s3 = new S3Client({ endpoint: env.s3.endpoint, region: env.s3.region, forcePathStyle: true, credentials: { accessKeyId: env.s3.accessKeyId, secretAccessKey: env.s3.secretAccessKey } });
+    try {
+      await s3.send(new PutObjectCommand({ Bucket: env.bucket, Key: key, Body: randomBytes(size) }));
+    } finally {
+      s3.destroy();
+    }
+
+    const target = join(env.dir, 'restore-damaged');
+    const err = await client.workflow
+      .execute(restoreWorkflow, { taskQueue: env.taskQueue, workflowId: `restore-shards-${Date.now()}`, args: [{ asset: 'shards', target, options: FAST }] })
+      .then(() => null, (e: unknown) => e);
+    const failure = (err as WorkflowFailedError).cause?.cause as unknown as { message: string; type?: string; nonRetryable?: boolean };
+    console.log(`[restore-incomplete] ${failure.message}`);
+    expect(failure.type, failure.message).toBe('RestoreIncomplete');
+    expect(failure.nonRetryable).toBe(true);
+    const m = /is incomplete: (\d+) of 4 files failed \((.+)\); first: (\S+); every failed file and why: (\S+) on node /.exec(failure.message);
+    expect(m, failure.message).not.toBeNull();
+    const [, failedCount, reasons, firstPath, reportFile] = m!;
+    expect(reasons).toMatch(/^\d+× /);
+    expect(failure.message).toContain('lifeline verify shards --deep');
+    const report = JSON.parse(await readFile(reportFile!, 'utf8')) as { failures: Array<{ path: string; reason: string }> };
+    expect(report.failures.length).toBe(Number(failedCount));
+    expect(report.failures.map((f) => f.path)).toContain('c.bin');
+    expect(report.failures[0]!.path).toBe(firstPath);
+    expect(report.failures.every((f) => f.reason.length > 0)).toBe(true);
+    // Every file that did not fail was restored and is intact; the failed ones are not left half-written.
+    const restored = (await readdir(target)).sort();
+    expect(restored).toEqual(['a.bin', 'b.bin', 'c.bin', 'd.bin'].filter((n) => !report.failures.some((f) => f.path === n)));
+    for (const n of restored) expect(await sha256File(join(target, n))).toBe(shas[n]);
   });
 
   it('an unknown snapshot prefix fails with a clear message', async () => {
