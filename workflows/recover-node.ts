@@ -162,14 +162,14 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
   try {
     const plan = await step('plan', () => orchestrator.nodeRecoveryPlan({ node: input.node }));
     const overrides = input.snapshots ?? {};
-    for (const a of Object.keys(overrides)) {
-      if (!plan.assets.some((p) => p.asset === a)) {
-        throw ApplicationFailure.nonRetryable(`--snapshot ${a}=…: asset ${a} is not on node ${input.node} (its assets: ${plan.assets.map((p) => p.asset).join(', ') || 'none'})`, 'InvalidInput');
-      }
-    }
 
     // ---- choose every snapshot before building anything ---------------------------------------
     const chosen = await step('choose-snapshots', async () => {
+      for (const a of Object.keys(overrides)) {
+        if (!plan.assets.some((p) => p.asset === a)) {
+          throw ApplicationFailure.nonRetryable(`snapshot override for ${a}: asset ${a} is not on node ${input.node} (its assets: ${plan.assets.map((p) => p.asset).join(', ') || 'none'})`, 'InvalidInput');
+        }
+      }
       const out: { asset: string; snapshotId: string; time: string; source: 'last-verified' | 'override' }[] = [];
       const missing: string[] = [];
       for (const a of plan.assets) {

@@ -33,6 +33,7 @@ import type { RecoverNodeResult } from '../../workflows/recover-node';
 import { applicationFailureOf } from '../../cli/runs';
 import { tenantLocation } from '../../tenancy/repositories';
 import { testS3Client } from '../support/services';
+import { parseJson, runCli } from '../support/cli';
 import { connect, makeEnv, removeEnv, spawnNodeAgent, type ChildAgent, type LifelineEnv } from '../support/lifeline-env';
 
 const run = promisify(execFile);
@@ -324,6 +325,41 @@ describe('RecoverNodeWorkflow', () => {
       expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
       expect(processesOf(s)).toEqual([]);
       expect(jobProgress(s.config, 'train').state).toBe('never-started');
+    } finally {
+      await s.cleanup();
+    }
+  }, 900_000);
+
+  it('lifeline recover node refuses, and builds nothing, while an asset without an override has no verified snapshot; it names them and the fix', async () => {
+    const s = await scenario('recover-unverified');
+    try {
+      const snapshotIds: Record<string, string> = {};
+      for (const asset of ASSETS) {
+        const b = await s.client.workflow.execute('backupWorkflow', { taskQueue: s.env.taskQueue, workflowId: `test-recover-backup-${asset}-${Date.now()}`, args: [{ asset, trigger: 'manual' }] });
+        snapshotIds[asset] = (b as { snapshotId: string }).snapshotId;
+      }
+      // the platform config is verified, the rest only backed up; the model's (unverified) snapshot is named explicitly
+      await s.client.workflow.execute('verifyWorkflow', { taskQueue: s.env.taskQueue, workflowId: `test-recover-verify-${Date.now()}`, args: [{ asset: 'platform' }] });
+      await s.agent!.kill('SIGKILL');
+      s.agent = undefined;
+      await rm(s.nodeRoot, { recursive: true, force: true });
+
+      const bad = await runCli(['--config', s.env.configFile, 'recover', 'node', s.env.node, '--snapshot', 'nope=abcdef', '--task-queue', s.env.taskQueue]);
+      expect(bad.code).not.toBe(0);
+      expect(bad.stderr).toContain(`asset nope is not on node ${s.env.node}`);
+
+      const r = await runCli(['--config', s.env.configFile, 'recover', 'node', s.env.node, '--snapshot', `weights=${snapshotIds.weights}`, '--wait', '--json', '--task-queue', s.env.taskQueue], { timeoutMs: 300_000 });
+      expect(r.code).toBe(1);
+      const out = parseJson<{ ok: boolean; type: string; message: string; details: { failedStep: string; undone: string[] }[]; workflowId: string }>(r);
+      expect(out.ok).toBe(false);
+      expect(out.workflowId).toMatch(new RegExp(`^recover-node-${s.env.node}-`));
+      expect(out.type).toBe('RecoveryFailed');
+      expect(out.message).toContain('failed at step choose-snapshots');
+      expect(out.message).toContain('spiral, ckpt have no verified, non-quarantined snapshot, and nothing unverified is restored');
+      expect(out.details[0]).toMatchObject({ failedStep: 'choose-snapshots', undone: [] });
+      expect(existsSync(s.nodeRoot)).toBe(false);
+      expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
+      expect(processesOf(s)).toEqual([]);
     } finally {
       await s.cleanup();
     }
