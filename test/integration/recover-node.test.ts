@@ -364,4 +364,35 @@ describe('RecoverNodeWorkflow', () => {
       await s.cleanup();
     }
   }, 900_000);
+
+  it('a recovery cancelled while it restores still undoes the rebuild (non-cancellable compensation)', async () => {
+    const s = await scenario('recover-cancel');
+    try {
+      await backupAndVerify(s, ASSETS);
+      await s.agent!.kill('SIGKILL');
+      s.agent = undefined;
+      await rm(s.nodeRoot, { recursive: true, force: true });
+
+      const handle = await s.client.workflow.start('recoverNodeWorkflow', {
+        taskQueue: s.env.taskQueue,
+        workflowId: `test-recover-cancel-${Date.now()}`,
+        args: [{ node: s.env.node, failedAt: new Date().toISOString() }],
+      });
+      await until('the agent to answer', async () => ((await handle.query<{ done: string[] }>('progress')).done.includes('wait-for-agent') ? true : undefined), 300_000);
+      await handle.cancel();
+      const err = await handle.result().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(WorkflowFailedError);
+      const failure = applicationFailureOf(err)!;
+      expect(failure.type).toBe('RecoveryFailed');
+      const details = failure.details?.[0] as { failedStep: string; undone: string[]; problems: string[] };
+      expect(details.failedStep).toMatch(/^restore:/);
+      expect(details.undone).toEqual(['stop-agent', 'teardown']);
+      expect(details.problems).toEqual([]);
+      expect(existsSync(s.nodeRoot)).toBe(false);
+      expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
+      expect(processesOf(s)).toEqual([]);
+    } finally {
+      await s.cleanup();
+    }
+  }, 900_000);
 });
