@@ -203,7 +203,8 @@ export function createBackupActivities(deps: ActivityDeps) {
             const newer = newerThanMarker(items, before.marker, asset.checkpoint.marker);
             const after = await markerState(asset);
             if (newer.length > 0) {
-              await waitFor(`${newer.length} file(s) are newer than the completion marker (a new checkpoint is being written)`);
+              // Only counts go into progress (it reaches the workflow); the first path only into a final failure.
+              await waitFor(`${newer.length} file(s) are newer than the completion marker (a new checkpoint is being written)`, newer[0]!.rel);
               continue;
             }
             if (!after.ready || !after.marker || !sameIdentity(after.marker, before.marker)) {

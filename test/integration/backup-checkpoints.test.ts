@@ -33,6 +33,7 @@ beforeAll(async () => {
     assets: {
       ckm: { checkpoint: { completion: 'marker', marker: 'COMPLETE' } },
       ckr: { checkpoint: { completion: 'rename' } },
+      ckwait: { checkpoint: { completion: 'marker', marker: 'DONE' } },
       ds: { kind: 'dataset' },
       hot: { kind: 'dataset' },
     },
@@ -149,6 +150,22 @@ describe('checkpoints are backed up only when complete', () => {
       expect(Object.keys(files).some((p) => /\.tmp(\/|$)|\.partial$/.test(p))).toBe(false);
       if ('step-2/shard-0.bin' in files) expect(files['step-2/shard-0.bin']).toBe(shard2);
     }
+  });
+
+  it('marker mode: a checkpoint that never completes fails after the wait, saying which marker is missing', async () => {
+    await writeFile(join(env.assetPath('ckwait'), 'half.bin'), randomBytes(1000));
+    const err = await client.workflow
+      .execute(backupWorkflow, {
+        taskQueue: env.taskQueue,
+        workflowId: `backup-ckwait-${Date.now()}`,
+        args: [{ asset: 'ckwait', trigger: 'manual', options: { ...FAST, checkpointWaitSeconds: 2 } }],
+      })
+      .then(() => null, (e: unknown) => e);
+    const failure = (err as WorkflowFailedError).cause?.cause as unknown as { type?: string; message: string; nonRetryable?: boolean };
+    expect(failure.type, failure.message).toBe('CheckpointNotReady');
+    expect(failure.nonRetryable).toBe(true);
+    expect(failure.message).toMatch(/asset ckwait on node .*: no complete checkpoint after waiting \d+ s: the completion marker DONE does not exist yet/);
+    expect(await repo.listSnapshots({ asset: 'ckwait' })).toEqual([]);
   });
 });
 
