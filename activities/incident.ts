@@ -36,7 +36,7 @@ export interface IncidentPlan {
   assets: Array<{ asset: string; tenant: string; node: string }>;
   approvalTimeoutMs: number;
   autoApprove: boolean;
-  recovery: 'manual';
+  recovery: 'manual' | 'recover-node';
   webhooks: number;
 }
 

@@ -143,6 +143,7 @@ export function formatIncident(v: IncidentView): string {
     `  nodes: ${v.nodes.join(', ') || '-'}; assets: ${v.assets.join(', ') || '-'}`,
     `  opened ${v.openedAt}${v.closedAt ? `, closed ${v.closedAt}` : ''}${v.approvalDeadline ? `, approval needed by ${v.approvalDeadline}` : ''}`,
     `  steps: ${Object.entries(v.steps).map(([s, st]) => `${s}=${st}`).join(', ') || 'none'}`,
+    ...v.recoveries.map((r) => `  recovery of node ${r.node}: ${r.outcome} (${r.workflowId})${r.detail ? ` — ${r.detail}` : ''}`),
     'timeline:',
     ...v.timeline.map((e) => `  ${e.at}  ${e.actor.padEnd(24)} ${e.action}${e.detail ? ` — ${e.detail}` : ''}`),
   ];
@@ -151,6 +152,7 @@ export function formatIncident(v: IncidentView): string {
     lines.push(
       'summary:',
       `  ${s.what}`,
+      ...s.restored.map((r) => `  restored ${r.asset} from ${r.snapshot.slice(0, 12)} (${r.time})`),
       ...s.restorePoints.map((r) => `  restore point of ${r.asset}: ${r.snapshot ? `${r.snapshot.slice(0, 12)} (${r.time})` : 'none'}`),
       `  data-loss window: ${s.dataLossWindowSeconds ?? '-'} s; time to recover: ${s.timeToRecoverSeconds ?? '-'} s; holds released: ${s.holdsReleased}; quarantined: ${s.quarantined}`,
     );

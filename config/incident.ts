@@ -8,7 +8,7 @@ import { DurationSchema } from './platform';
 import { SecretRefSchema } from './secret-ref';
 
 export const ENVIRONMENTS = ['production', 'staging', 'development'] as const;
-export const RECOVERY_MODES = ['manual'] as const;
+export const RECOVERY_MODES = ['manual', 'recover-node'] as const;
 
 const HEADER_NAME = /^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$/;
 
@@ -51,7 +51,7 @@ export const IncidentSection = z
     nodeProbeEvery: DurationSchema.default('30s'),
     /** a node whose agent leaves a probe unanswered this long is lost (a node-lost incident opens) */
     nodeLostAfter: DurationSchema.default('2m'),
-    /** what an approved recovery does: `manual` = the incident records the approval and people rebuild the node */
+    /** what an approved rebuild-node does: `manual` = the incident records the approval and people rebuild; `recover-node` = RecoverNodeWorkflow runs as a child */
     recovery: z.enum(RECOVERY_MODES).default('manual'),
   })
   .strict()

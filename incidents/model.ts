@@ -73,7 +73,7 @@ export function plannedSteps(t: Pick<IncidentTrigger, 'type' | 'nodes' | 'assets
   }
 }
 
-export type StepState = 'planned' | 'awaiting-approval' | 'approved' | 'rejected' | 'expired' | 'done' | 'skipped';
+export type StepState = 'planned' | 'awaiting-approval' | 'approved' | 'rejected' | 'expired' | 'done' | 'failed' | 'skipped';
 
 export interface DecisionInput {
   step: string;
@@ -145,6 +145,8 @@ export interface IncidentSummary {
   timeToRecoverSeconds: number | null;
   holdsReleased: number;
   quarantined: number;
+  /** what RecoverNodeWorkflow restored (recovery: recover-node), per asset */
+  restored: Array<{ asset: string; snapshot: string; time: string }>;
 }
 
 /** The closing summary. */
@@ -156,6 +158,7 @@ export function summarize(args: {
   contained: ContainedAsset[];
   holdsReleased: number;
   recovery: string;
+  restored?: Array<{ asset: string; snapshot: string; time: string }>;
 }): IncidentSummary {
   const { trigger, outcome } = args;
   const failureTime = trigger.compromisedAt ?? trigger.detectedAt ?? trigger.at;
@@ -170,6 +173,7 @@ export function summarize(args: {
     timeToRecoverSeconds: outcome === 'resolved' ? Math.round((Date.parse(args.closedAt) - Date.parse(args.openedAt)) / 1000) : null,
     holdsReleased: args.holdsReleased,
     quarantined: args.contained.reduce((n, c) => n + c.quarantined.length, 0),
+    restored: args.restored ?? [],
   };
 }
 

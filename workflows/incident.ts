@@ -26,12 +26,15 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  ParentClosePolicy,
   proxyActivities,
+  startChild,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { IncidentPlan } from '../activities/incident';
+import type { RecoverNodeResult } from './recover-node';
 import {
   decisionProblem,
   defaultSeverity,
@@ -49,6 +52,13 @@ import {
   type StepState,
   type TimelineEntry,
 } from '../incidents/model';
+
+/** The innermost failure message (a child's ApplicationFailure rather than "Child Workflow execution failed"). */
+function failureMessage(err: unknown): string {
+  let msg = (err as Error)?.message ?? String(err);
+  for (let e: unknown = err, i = 0; e && i < 6; e = (e as Error).cause, i++) if ((e as Error).message) msg = (e as Error).message;
+  return msg;
+}
 
 export interface IncidentInput {
   trigger: IncidentTrigger;
@@ -70,6 +80,8 @@ export interface IncidentView {
   contained: ContainedAsset[];
   timeline: TimelineEntry[];
   summary: IncidentSummary | null;
+  /** recovery: recover-node — the child RecoverNodeWorkflow of each rebuilt node */
+  recoveries: Array<{ node: string; workflowId: string; outcome: 'running' | 'recovered' | 'failed'; detail?: string }>;
 }
 
 export const incidentQuery = defineQuery<IncidentView>('incident');
@@ -110,7 +122,9 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     contained: [],
     timeline: [],
     summary: null,
+    recoveries: [],
   };
+  const restored: Array<{ asset: string; snapshot: string; time: string }> = [];
   const record = (actor: string, action: string, detail?: string) => {
     if (view.timeline.length < TIMELINE_MAX) view.timeline.push({ at: now(), actor, action, ...(detail ? { detail } : {}) });
   };
@@ -176,7 +190,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
         record('lifeline', 'holds-released', `${holdsReleased} hold(s); quarantine marks stay as evidence`);
       }
       view.closedAt = now();
-      view.summary = summarize({ trigger, outcome, openedAt: view.openedAt, closedAt: view.closedAt, contained: view.contained, holdsReleased, recovery: plan?.recovery ?? 'manual' });
+      view.summary = summarize({ trigger, outcome, openedAt: view.openedAt, closedAt: view.closedAt, contained: view.contained, holdsReleased, recovery: plan?.recovery ?? 'manual', restored });
       record('lifeline', `closed:${outcome}`, why);
       await notify('closed', view.summary.what);
     });
@@ -235,6 +249,37 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
       }
       await notify('approved', `step ${step} approved by ${d.actor}`, { step, actor: d.actor });
       view.status = 'recovering';
+      if (step === 'rebuild-node' && plan.recovery === 'recover-node') {
+        // incident.recovery: recover-node — RecoverNodeWorkflow rebuilds each node as a child; the incident follows it.
+        const failedAt = trigger.detectedAt ?? trigger.compromisedAt ?? trigger.at;
+        for (const node of view.nodes) {
+          const childId = `${id}-recover-${node}`;
+          const rec: IncidentView['recoveries'][number] = { node, workflowId: childId, outcome: 'running' };
+          view.recoveries.push(rec);
+          const child = await startChild('recoverNodeWorkflow', {
+            workflowId: childId,
+            args: [{ node, failedAt }],
+            parentClosePolicy: ParentClosePolicy.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
+          });
+          record('lifeline', `recovery-started:${node}`, `RecoverNodeWorkflow ${childId}`);
+          try {
+            const r = (await child.result()) as RecoverNodeResult;
+            rec.outcome = 'recovered';
+            for (const a of r.assets) restored.push({ asset: a.asset, snapshot: a.snapshotId, time: a.snapshotTime });
+            rec.detail = `${r.assets.length} asset(s) restored in ${Math.round(r.durationMs / 1000)}s`;
+            record(childId, `recovered:${node}`, `${rec.detail}: ${r.assets.map((a) => `${a.asset}@${a.snapshotId.slice(0, 12)}`).join(', ') || 'nothing to restore'}`);
+          } catch (err) {
+            rec.outcome = 'failed';
+            rec.detail = failureMessage(err).slice(0, 500);
+            view.steps[step] = 'failed';
+            record(childId, `recovery-failed:${node}`, rec.detail);
+            for (const rest of steps) if (view.steps[rest] === 'planned') view.steps[rest] = 'skipped';
+            return await close('failed', `recovery of node ${node} failed: ${rec.detail}`);
+          }
+        }
+        view.steps[step] = 'done';
+        continue;
+      }
       // incident.recovery: manual — the approval is the hand-off; people do the work.
       view.steps[step] = 'done';
       record('lifeline', `manual:${step}`, `recovery is manual (incident.recovery): ${step} handed to ${d.actor}`);

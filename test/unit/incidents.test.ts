@@ -136,6 +136,7 @@ describe('incident model', () => {
       timeToRecoverSeconds: 900,
       holdsReleased: 2,
       quarantined: 1,
+      restored: [],
     });
     expect(summarize({ trigger, outcome: 'rejected', openedAt: trigger.at, closedAt: trigger.at, contained: [], holdsReleased: 0, recovery: 'manual' }).timeToRecoverSeconds).toBeNull();
   });
