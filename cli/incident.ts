@@ -233,10 +233,11 @@ export function registerIncidentCommands(program: Command): void {
         for await (const w of client.workflow.list({ query: `WorkflowType = 'incidentWorkflow'` })) {
           const row: (typeof rows)[number] = { id: w.workflowId, workflowStatus: w.status.name, startedAt: w.startTime.toISOString() };
           try {
-            const v = await incidentView(client, w.workflowId);
+            // A running incident answers through a worker: do not wait long for one whose worker is down.
+            const v = await client.withDeadline(Date.now() + 10_000, () => incidentView(client, w.workflowId));
             Object.assign(row, { type: v.type, severity: v.severity, status: v.status });
           } catch {
-            row.status = w.status.name === 'FAILED' ? 'failed' : 'unknown';
+            row.status = w.status.name === 'FAILED' ? 'failed' : w.status.name === 'RUNNING' ? 'unknown (no worker answered)' : w.status.name.toLowerCase();
           }
           rows.push(row);
           if (rows.length >= 200) break;
