@@ -21,7 +21,8 @@ import { createEventServer } from '../../events/http';
 import type { IncidentNotice } from '../../incidents/model';
 import { createBufferLogger } from '../../logging/logger';
 import { tenantLocation } from '../../tenancy/repositories';
-import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
+import { Worker } from '@temporalio/worker';
+import { WORKFLOWS_PATH, createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import type { IncidentView } from '../../workflows/incident';
 import { parseJson, runCli } from '../support/cli';
 import { createTestPlatform, suffix, type TestPlatform } from '../support/platform';
@@ -43,6 +44,8 @@ let eventServer: Server;
 let eventsUrl: string;
 const received: Array<{ auth: string | undefined; raw: string; notice: IncidentNotice }> = [];
 const started = new Set<string>();
+/** closed incidents whose histories are replayed at the end */
+const closed: string[] = [];
 const log = createBufferLogger({ level: 'info' });
 
 const listen = (s: Server) => new Promise<number>((ok) => s.listen(0, '127.0.0.1', () => ok((s.address() as AddressInfo).port)));
@@ -187,6 +190,7 @@ describe('incident response', () => {
     const ok = await cli(['incident', 'approve', id, '--step', 'restore', '--actor', 'alice', '--reason', 'restore from before T']);
     expect(ok.code, ok.stderr).toBe(0);
     const done = (await handle.result()) as IncidentView;
+    closed.push(id);
     expect(done.status).toBe('resolved');
     expect(done.steps).toEqual({ restore: 'done' });
     expect(done.decisions.restore).toMatchObject({ decision: 'approved', actor: 'alice', reason: 'restore from before T' });
@@ -219,6 +223,7 @@ describe('incident response', () => {
     expect(rej.code, rej.stderr).toBe(0);
     expect(parseJson<IncidentView>(rej).decisions['rebuild-node']).toMatchObject({ decision: 'rejected', actor: 'bob' });
     const done = (await client.workflow.getHandle(id).result()) as IncidentView;
+    closed.push(id);
     expect(done.status).toBe('rejected');
     expect(done.steps).toEqual({ 'rebuild-node': 'rejected' });
     expect(done.timeline.some((e) => e.action.startsWith('manual:'))).toBe(false);
@@ -236,6 +241,7 @@ describe('incident response', () => {
     const v = await awaiting(id, 'rebuild-node');
     expect(Date.parse(v.approvalDeadline!) - Date.now()).toBeLessThanOrEqual(APPROVAL_TIMEOUT_S * 1000);
     const done = (await client.workflow.getHandle(id).result()) as IncidentView;
+    closed.push(id);
     expect(done.status).toBe('expired');
     expect(done.steps).toEqual({ 'rebuild-node': 'expired', restore: 'planned' });
     expect(done.timeline.map((e) => e.action)).toEqual(expect.arrayContaining(['expired:rebuild-node', 'notified:escalation', 'holds-released', 'closed:expired']));
@@ -273,6 +279,11 @@ describe('incident response', () => {
     for (const id of ['incident-suspected-compromise-ghost-asset', 'incident-node-lost-no-such-node']) {
       await expect(client.workflow.getHandle(id).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
     }
+  }, 300_000);
+
+  it('the closed incidents (signals, validated and refused updates, timers, activities) replay deterministically', async () => {
+    expect(closed).toHaveLength(3);
+    for (const id of closed) await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, await client.workflow.getHandle(id).fetchHistory(), id);
   }, 300_000);
 
   it('an integrity failure found by a real deep verification opens an incident', async () => {
