@@ -114,7 +114,7 @@ export async function restore(repo: Repository, snapshotId: string, opts: Restor
 
   const failures: RestoreFailure[] = [];
   const reads = planReads(repo, files);
-  const blobs = blobsInOrder(readInOrder(repo, reads, opts.concurrency ?? 4, opts.signal));
+  const blobs = blobsInOrder(readInOrder(repo, reads, opts.concurrency ?? 3, opts.signal));
   const nextBlob = async (): Promise<{ data: Buffer; done: () => void } | { error: string }> => {
     const r = await blobs.next();
     if (r.done) throw new Error('restore plan ended before the files did');
