@@ -407,7 +407,12 @@ export async function commitBackup(
 ): Promise<BackupResult> {
   // Every snapshot has at least one tree blob, even an empty asset.
   const session = new BackupSession(repo, { uploadConcurrency: 2, packsPerIndex: 1 });
-  const tree = opts.tree.length > 0 ? opts.tree : [await session.addBlob('tree', encodeTreeBlob([]))];
+  let tree = opts.tree;
+  if (tree.length === 0) {
+    tree = [await session.addBlob('tree', encodeTreeBlob([]))];
+    // Make it durable and indexed before the liveness check looks it up.
+    await session.finish();
+  }
   await ensureReferencedLive(repo, session, tree);
   await opts.hooks?.beforeCommit?.();
   lease.assertHeld();

@@ -169,4 +169,16 @@ describe('backup and restore (engine, in-memory store)', () => {
     lease.detach();
     await expect(Lease.resume(store, plan.backupId, { ttlMs: -1 })).rejects.toThrow(/lapsed/);
   });
+
+  it('backs up and restores an empty folder (one empty tree blob)', async () => {
+    const { repo } = await makeRepository(store);
+    const src = await dir('empty');
+    const res = await backup(repo, { root: src, asset });
+    expect(res.stats.files).toBe(0);
+    const m = await repo.loadSnapshot(res.snapshotId);
+    expect(m.body.tree).toHaveLength(1);
+    const dst = await dir('dst');
+    await restore(repo, res.snapshotId, { target: dst });
+    expect(await readdir(dst)).toEqual([]);
+  });
 });
