@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { generateX25519Identity } from 'age-encryption';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSecret } from '../../config/secrets';
 import { createBufferLogger, createLogger, registerSecret, REDACTED } from '../../logging/logger';
@@ -68,8 +69,10 @@ describe('logger', () => {
     expect(scrubString('x from-a-secret-file-5566 y')).toBe(`x ${REDACTED} y`);
   });
 
-  it('scrubs secrets it has never seen by their shape', () => {
-    expect(scrubString('key AGE-SECRET-KEY-1GFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPYYSJZGFPQ4EGAEX here')).toBe(`key ${REDACTED} here`);
+  it('scrubs secrets it has never seen by their shape', async () => {
+    // A genuine identity made now (never registered), so the shape match is tested on a real key.
+    const identity = await generateX25519Identity();
+    expect(scrubString(`key ${identity} here`)).toBe(`key ${REDACTED} here`);
     expect(scrubString('pq AGE-SECRET-KEY-PQ-1ABCDEF234567')).toBe(`pq ${REDACTED}`);
     expect(scrubString('Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x')).toBe(`Authorization: Bearer ${REDACTED}`);
     expect(scrubString('-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----')).toBe(REDACTED);
