@@ -3,7 +3,7 @@
 // so both work on a fresh clone:
 //   1. `npm ci` when node_modules is missing or does not match package-lock.json
 //   2. build the Go dev tools (Temporal CLI, MinIO, mc) into the tools cache when missing
-//   3. install the Debian packages the suite needs (age, restic, jq) when missing
+//   3. install the Debian packages the suite needs (age, restic, jq, chromium) when missing
 // Usage: node devstack/bootstrap.mjs [--skip-npm] [--skip-tools] [--skip-apt]
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -71,6 +71,8 @@ const APT = [
   { command: 'age', pkg: 'age' },
   { command: 'restic', pkg: 'restic' },
   { command: 'jq', pkg: 'jq' },
+  // headless browser for the drill report test (playwright-core drives /usr/bin/chromium)
+  { command: 'chromium', pkg: 'chromium' },
 ];
 
 function haveCommand(c) {
