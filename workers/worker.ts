@@ -18,6 +18,8 @@ import { createS3Client } from '../activities/s3';
 import { installIncidentHook } from '../activities/incident-hook';
 import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { temporalTarget } from './temporal';
+import type { AuditSink } from '../audit/log';
+import { loadAuditSigningKey, openAuditLog } from '../audit/open';
 
 export type WorkerRole = 'orchestrator' | 'node-agent';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent'];
@@ -38,6 +40,8 @@ export interface LifelineWorkerOptions {
   workflowBundlePath?: string;
   /** Override the worker identity shown in `lifeline status`. */
   identity?: string;
+  /** Audit sink instead of the config's audit log (null: record nothing, log each entry) */
+  audit?: AuditSink | null;
 }
 
 export interface LifelineWorker {
@@ -66,7 +70,9 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const connection = await NativeConnection.connect({ address: target.address });
   try {
     const repositories = new TenantRepositories(config, storage, logger);
+    const audit = opts.audit !== undefined ? opts.audit : await openWorkerAudit(config, storage, logger);
     const activities = createActivities({
+      audit,
       storage: { s3, bucket: storage.bucket, prefix: storage.prefix },
       config,
       repositories,
@@ -113,4 +119,18 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
     s3.destroy();
     throw e;
   }
+}
+
+/**
+ * The audit log this worker's activities record into: the config's, when its
+ * signing key exists. Without the key (audit log never initialised) the
+ * worker still runs, says so once here, and every entry it would have
+ * recorded is logged at warn level (README, "Audit log").
+ */
+export async function openWorkerAudit(config: LoadedConfig, storage: ResolvedStorage, logger: Logger): Promise<AuditSink | null> {
+  if (!(await loadAuditSigningKey(config, { optional: true }))) {
+    logger.warn({ event: 'audit-disabled' }, 'audit log not initialised (no audit signing key): audit entries are logged, not recorded; run `lifeline audit init`');
+    return null;
+  }
+  return openAuditLog(config, { storage, logger });
 }
