@@ -28,6 +28,7 @@ import { parseJson, runCli } from '../support/cli';
 import { fetchHistories, pemNeedles, scanHistory, type Needle } from '../support/history-scan';
 import { connect, makeEnv, removeEnv, spawnNodeAgent, type ChildAgent, type LifelineEnv } from '../support/lifeline-env';
 import { uniqueTaskQueue } from '../support/services';
+import { until } from '../support/until';
 
 /** The confidential asset: names that must never leave the node in plaintext. */
 const CONFIDENTIAL_FILES: Record<string, string> = {
@@ -36,16 +37,6 @@ const CONFIDENTIAL_FILES: Record<string, string> = {
   'payroll-2026-kq58.csv': 'name,salary\nalice,1\n',
   'patients/jane-doe-mrn-558812.json': '{"diagnosis":"confidential"}',
 };
-
-async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 240_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 describe('Temporal histories of a backup → incident → recovery run', () => {
   it('hold no secret and no plaintext file name of the confidential asset (and the scanner finds a planted one)', async () => {
