@@ -32,6 +32,7 @@ import { registerEventCommands } from './events';
 import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
+import { addDrillReportCommand } from './drill-report';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -181,6 +182,8 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
+  // `drill report` joins the `drill` group (cli/drill.ts) when it exists, else starts it.
+  addDrillReportCommand(program.commands.find((c) => c.name() === 'drill') ?? program.command('drill').description('chaos drills in staging'));
 
   return program;
 }
