@@ -33,6 +33,7 @@ import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
 import { addDrillReportCommand } from './drill-report';
+import { registerDemoCommand } from './demo';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -135,8 +136,8 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('demo')
-    .description('the main job for now: bring the stack up, run the smoke workflow (write an object, read it back, compare), print the result')
+    .command('smoke')
+    .description('bring the stack up and run the smoke workflow (write an object, read it back, compare), print the result')
     .option('--json', 'machine-readable output')
     .option('--size <bytes>', 'size of the smoke object', (v) => {
       const n = Number(v);
@@ -182,6 +183,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
+  registerDemoCommand(program);
   // `drill report` joins the `drill` group (cli/drill.ts) when it exists, else starts it.
   addDrillReportCommand(program.commands.find((c) => c.name() === 'drill') ?? program.command('drill').description('chaos drills in staging'));
 
