@@ -93,7 +93,7 @@ function describeRotate(r: RotateResult): string {
     ...w.skipped.map((s) => `  not re-wrapped  ${s.key}: ${s.reason}`),
     `  packs           unchanged: still sealed to the old identity, which stays in the identity file for reading (a pack's id is the hash of its ciphertext, so re-wrapping it means rewriting it)`,
     ...r.readOnlyRecipients.map((o) => `  read-only       ${shortRecipient(o.recipient)}  (fingerprint ${o.fingerprint})`),
-    `  next            restart this tenant's workers and node agents so they load the new keys; to make the old identity useless for stored data too: lifeline keys revoke ${r.tenant} <fingerprint> --existing`,
+    `  next            workers load the new keys at their next operation (one running now finishes with the old ones); to make the old identity useless for stored data too: lifeline keys revoke ${r.tenant} <fingerprint> --existing`,
     r.audited ? '  audit           recorded (key-operation keys-rotated)' : '  audit           NOT recorded: the audit log is not set up (lifeline audit init)',
   ].join('\n');
 }

@@ -246,7 +246,7 @@ export async function objectsOpenedBy(repo: Repository, ids: AgeIdentities): Pro
 const REVOKE_LIMITS = [
   'copies of the repository, or of objects, taken before the revocation still open with the revoked identity: revocation cannot reach them',
   'on a bucket with Object Lock or versioning, the replaced and deleted versions stay stored until their retention ends (and then until a lifecycle rule removes noncurrent versions); whoever holds the revoked identity and can read old versions can still open them',
-  'workers that loaded the keys before the rotation keep using them until restarted: restart every worker and node agent of this tenant after `keys rotate`',
+  'an operation that was already running during the rotation finishes with the keys it started with (workers load the new key files at their next operation); revocation waits for backups that started before it and refuses to remove the identity while anything still opens with it',
 ];
 
 /**
@@ -344,7 +344,7 @@ export async function revokeTenantKey(
         const total = Object.values(left).reduce((a, b) => a + b, 0);
         if (total > 0) {
           throw new UserError(
-            `${total} objects still open with the revoked identity (${JSON.stringify(left)}): a worker still using the old keys wrote them meanwhile. Restart the tenant's workers, then run the revocation again; the identity was not removed`,
+            `${total} objects still open with the revoked identity (${JSON.stringify(left)}): an operation that started before the rotation wrote them meanwhile; the identity was not removed. Run the revocation again once it has finished`,
           );
         }
       } finally {

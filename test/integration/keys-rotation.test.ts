@@ -133,8 +133,8 @@ async function identityFiles(): Promise<string[]> {
   return out;
 }
 
-async function backupAsset(src: string): Promise<string> {
-  const repo = await new TenantRepositories(config()).repository('acme');
+async function backupAsset(src: string, repos = new TenantRepositories(config())): Promise<string> {
+  const repo = await repos.repository('acme');
   return (await backup(repo, { root: src, asset: { name: 'llama', kind: 'model', tenant: 'acme' } })).snapshotId;
 }
 
@@ -157,7 +157,9 @@ describe('lifeline keys rotate and revoke', () => {
     noSecrets(init);
     const src1 = join(dir, 'src1');
     await makeAsset(src1, { smallFiles: 8, largeFileBytes: 2 * 1024 * 1024 });
-    const s1 = await backupAsset(src1);
+    // A long-lived process (like a worker) opened the repository before the rotation.
+    const worker = new TenantRepositories(config());
+    const s1 = await backupAsset(src1, worker);
     const [oldId] = await identityFiles();
     const oldRecipient = parseJson(init).recipients[0] as string;
     const before = new Set(await listKeys());
@@ -180,7 +182,9 @@ describe('lifeline keys rotate and revoke', () => {
 
     const src2 = join(dir, 'src2');
     await makeAsset(src2, { smallFiles: 4, largeFileBytes: 1024 * 1024 });
-    const s2 = await backupAsset(src2);
+    // It picks up the new keys at its next operation, without a restart.
+    expect((await worker.repository('acme')).recipients).toEqual([rotated.recipient]);
+    const s2 = await backupAsset(src2, worker);
     const added = (await listKeys()).filter((k) => !before.has(k) && !k.includes('/locks/'));
     expect(added.some((k) => k.startsWith(`${PREFIX}data/`))).toBe(true);
     expect(added).toContain(`${PREFIX}snapshots/${s2}`);
