@@ -21,11 +21,12 @@
 import { createHash } from 'node:crypto';
 import { ObjectNotFoundError } from './backend/object-store';
 import { parseAgeHeaderLength, sealBytes, unwrapFileKey, type AgeIdentities } from './crypto/age';
-import { AgeAuthError, AgeFormatError, AgeHeaderIncompleteError, AgeNoIdentityMatchError } from './crypto/errors';
+import { AgeNoIdentityMatchError } from './crypto/errors';
 import { verifySignature, type SigningKey } from './crypto/signing';
 import { IntegrityError, RepositoryStateError } from './errors';
 import { decodeIndex, type PackRecord } from './index';
 import { sha256Hex } from './manifest';
+import { isCryptoError } from './records';
 import { keys, type Repository } from './repository';
 
 export interface RekeyProgress {
@@ -74,10 +75,6 @@ export async function opensWith(data: Uint8Array, ids: AgeIdentities | null): Pr
     if (err instanceof AgeNoIdentityMatchError) return false;
     throw err;
   }
-}
-
-function isCryptoError(err: unknown): boolean {
-  return err instanceof AgeFormatError || err instanceof AgeAuthError || err instanceof AgeNoIdentityMatchError || err instanceof AgeHeaderIncompleteError;
 }
 
 /**
@@ -286,21 +283,7 @@ export async function reencryptPacks(repo: Repository, opts: ReencryptOptions): 
   opts.onProgress?.({ phase: 'packs', done: report.packsChecked, total: packKeys.length, bytes: report.bytesReencrypted });
 
   // Index objects that list old packs are replaced by ones without them (as garbage collection's sweep does).
-  const superseded: string[] = [];
-  const keep: PackRecord[] = [];
-  for (const [indexId, packIds] of repo.index.indexFiles()) {
-    if (!packIds.some((p) => replaced.has(p))) continue;
-    superseded.push(indexId);
-    for (const p of packIds) {
-      if (replaced.has(p)) continue;
-      const r = repo.packRecord(p);
-      if (r) keep.push(r);
-    }
-  }
-  if (keep.length > 0) await repo.writeIndex(keep);
-  for (const indexId of superseded) await repo.store.delete(keys.index(indexId));
-  repo.forgetIndexFiles(superseded);
-  report.indexesReplaced = superseded.length;
+  report.indexesReplaced = (await repo.rewriteIndexWithout(new Set(replaced.keys()))).length;
   for (const packId of replaced.keys()) await repo.store.delete(keys.pack(packId));
   // Blobs that pointed at an old pack now point at its copy.
   repo.index.removePacks(replaced.keys());

@@ -267,6 +267,29 @@ export class Repository {
     return id;
   }
 
+  /**
+   * Index objects listing any of `packs` are replaced by one without them: the
+   * new object is stored first, then the old ones are deleted, so every other
+   * pack is always in some index. Returns the ids of the replaced objects.
+   */
+  async rewriteIndexWithout(packs: ReadonlySet<string>): Promise<string[]> {
+    const superseded: string[] = [];
+    const keep: PackRecord[] = [];
+    for (const [indexId, packIds] of this.index.indexFiles()) {
+      if (!packIds.some((p) => packs.has(p))) continue;
+      superseded.push(indexId);
+      for (const p of packIds) {
+        if (packs.has(p)) continue;
+        const rec = this.packRecord(p);
+        if (rec) keep.push(rec);
+      }
+    }
+    if (keep.length > 0) await this.writeIndex(keep);
+    for (const indexId of superseded) await this.store.delete(keys.index(indexId));
+    this.index.forgetIndexFiles(superseded);
+    return superseded;
+  }
+
   async putPack(id: string, body: Buffer, sha256?: Uint8Array): Promise<void> {
     await this.store.put(keys.pack(id), body, { ifNoneMatch: true, sha256 });
   }

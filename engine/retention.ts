@@ -17,7 +17,6 @@ import pLimit from 'p-limit';
 import type { Repository } from './repository';
 import { keys, type Tombstone } from './repository';
 import { liveLeases, LEASE_TTL_MS } from './leases';
-import type { PackRecord } from './index';
 
 export interface KeepPolicy {
   keepLast?: number;
@@ -209,19 +208,7 @@ async function sweep(repo: Repository, key: string, t: Tombstone, used: Set<stri
 
   // 1. A fresh index without the deleted packs, 2. drop the index objects it replaces,
   // 3. delete the packs, 4. drop the tombstone. Readers in between see the packs condemned.
-  const superseded: string[] = [];
-  const keep: PackRecord[] = [];
-  for (const [indexId, packIds] of repo.index.indexFiles()) {
-    if (!packIds.some((p) => deleting.has(p))) continue;
-    superseded.push(indexId);
-    for (const p of packIds) {
-      if (deleting.has(p)) continue;
-      const rec = repo.packRecord(p);
-      if (rec) keep.push(rec);
-    }
-  }
-  if (keep.length > 0) await repo.writeIndex(keep);
-  for (const indexId of superseded) await repo.store.delete(keys.index(indexId));
+  await repo.rewriteIndexWithout(deleting);
   for (const packId of toDelete) {
     const info = repo.condemnedPack(packId);
     await repo.store.delete(keys.pack(packId));
@@ -230,5 +217,4 @@ async function sweep(repo: Repository, key: string, t: Tombstone, used: Set<stri
   }
   // Rescued packs stay listed in their (kept or rewritten) index and become usable once the tombstone is gone.
   await repo.store.delete(key);
-  repo.forgetIndexFiles(superseded);
 }

@@ -10,7 +10,7 @@
  * fingerprints, key ids and counts are printed, logged or audited.
  */
 import { createHash } from 'node:crypto';
-import { access, readFile, rm } from 'node:fs/promises';
+import { readFile, rm } from 'node:fs/promises';
 import type { LoadedConfig } from '../config/load';
 import { UserError } from '../config/errors';
 import { resolveStorage } from '../config/storage';
@@ -22,15 +22,8 @@ import { SigningKey } from '../engine/crypto/signing';
 import { Lease, liveLeases } from '../engine/leases';
 import { keys as objectKeys, Repository } from '../engine/repository';
 import { opensWith, reencryptPacks, rewrapMetadata, type ReencryptReport, type RekeyProgress, type RewrapReport } from '../engine/rekey';
-import type { IdentityKind } from './keys';
-import { tenantConfig, tenantLocation, tenantStore } from './repositories';
-import { resolveFromRoot } from '../config/root';
-
-const exists = (p: string) =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
+import { exists, filePath, type IdentityKind } from './keys';
+import { tenantLocation, tenantStore } from './repositories';
 
 /** Short, public handle of a recipient (post-quantum recipients are ~2 KB): the first 16 hex of its SHA-256. */
 export function recipientFingerprint(recipient: string): string {
@@ -78,17 +71,7 @@ export interface RevokeResult {
 }
 
 function keyFiles(config: LoadedConfig, tenant: string, op: 'rotate' | 'revoke') {
-  const t = tenantConfig(config, tenant);
-  const file = (key: 'identity' | 'signingKey') => {
-    const ref = t[key];
-    if (!('file' in ref)) {
-      throw new UserError(
-        `tenants.${tenant}.${key} is an environment variable; \`lifeline keys ${op}\` has to rewrite the key file, so reference a file ({ file: … }) with owner-only permissions`,
-      );
-    }
-    return resolveFromRoot(ref.file, config.source.root);
-  };
-  return { identityFile: file('identity'), signingKeyFile: file('signingKey') };
+  return { identityFile: filePath(config, tenant, 'identity', op), signingKeyFile: filePath(config, tenant, 'signingKey', op) };
 }
 
 async function openStore(config: LoadedConfig, tenant: string) {

@@ -29,13 +29,13 @@ export interface TenantKeysSummary {
   created: { identity: boolean; signingKey: boolean; repository: boolean };
 }
 
-const exists = async (p: string) =>
+export const exists = async (p: string) =>
   access(p).then(
     () => true,
     () => false,
   );
 
-function filePath(config: LoadedConfig, tenant: string, key: 'identity' | 'signingKey', op: 'init' | 'rotate' | 'revoke' = 'init'): string {
+export function filePath(config: LoadedConfig, tenant: string, key: 'identity' | 'signingKey', op: 'init' | 'rotate' | 'revoke' = 'init'): string {
   const ref = tenantConfig(config, tenant)[key];
   if (!('file' in ref)) {
     throw new UserError(
