@@ -20,6 +20,7 @@ import { AgeIdentities } from '../engine/crypto/age';
 import { generateAgeIdentityFile, identityFileWithout, renameSecretFile, replaceSecretFile, writeSecretFile } from '../engine/crypto/key-files';
 import { SigningKey } from '../engine/crypto/signing';
 import { Lease, liveLeases } from '../engine/leases';
+import { KEY_REVOCATION_LEASE } from '../engine/retention';
 import { keys as objectKeys, Repository } from '../engine/repository';
 import { opensWith, reencryptPacks, rewrapMetadata, type ReencryptReport, type RekeyProgress, type RewrapReport } from '../engine/rekey';
 import { exists, filePath, type IdentityKind } from './keys';
@@ -303,7 +304,7 @@ export async function revokeTenantKey(
         );
       }
     } else {
-      const lease = await Lease.acquire(store, 'key-revocation');
+      const lease = await Lease.acquire(store, KEY_REVOCATION_LEASE);
       try {
         await waitForOlderLeases(store, lease, opts.waitForBackupsMs ?? 10 * 60_000, opts.logger);
         result.rewrapped = await rewrapMetadata(repo, {
@@ -377,9 +378,9 @@ async function waitForOlderLeases(store: Parameters<typeof liveLeases>[0], own: 
     const older = (await liveLeases(store)).filter((l) => l.id !== own.record.id && Date.parse(l.startedAt) <= own.startedAt.getTime());
     if (older.length === 0) return;
     if (Date.now() >= deadline) {
-      throw new UserError(`backup ${older[0]!.id} (${older[0]!.purpose}) is still running on this repository; nothing was changed. Run the revocation again once it has finished`);
+      throw new UserError(`${older[0]!.purpose} ${older[0]!.id} is still running on this repository; nothing was changed. Run the revocation again once it has finished`);
     }
-    logger?.info({ leases: older.map((l) => l.id) }, 'waiting for running backups to finish before re-encrypting');
+    logger?.info({ leases: older.map((l) => `${l.purpose} ${l.id}`) }, 'waiting for running backups and garbage collection to finish before re-encrypting');
     await new Promise((r) => setTimeout(r, Math.min(5000, Math.max(0, deadline - Date.now()))));
   }
 }

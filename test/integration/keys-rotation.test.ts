@@ -20,7 +20,7 @@ import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { generateX25519Identity } from 'age-encryption';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -207,6 +207,16 @@ describe('lifeline keys rotate and revoke', () => {
     expect(refused.stderr).toMatch(/\d+ packs/);
     expect((await identityFiles()).length).toBe(2);
 
+    // ---- revoke --existing waits for a backup that started before it, and changes nothing when it outlasts the wait
+    const t0 = new Date().toISOString();
+    const lock = { format: 'lifeline-lease', id: 'running-backup', purpose: 'backup llama', host: 'h', pid: 1, startedAt: t0, refreshedAt: t0 };
+    await testS3Client().send(new PutObjectCommand({ Bucket: bucket, Key: `${PREFIX}locks/running-backup`, Body: JSON.stringify(lock) }));
+    const busy = await cli('keys', 'revoke', 'acme', oldRecipient, '--existing', '--wait-for-backups', '2s');
+    expect(busy.code).not.toBe(0);
+    expect(busy.stderr).toMatch(/backup llama running-backup is still running on this repository; nothing was changed/);
+    await testS3Client().send(new DeleteObjectCommand({ Bucket: bucket, Key: `${PREFIX}locks/running-backup` }));
+    for (const key of s1Packs) expect(await ageOpens(key, oldId!)).toBe(true);
+
     // ---- revoke --existing
     const rev = ok(await cli('keys', 'revoke', 'acme', oldRecipient, '--existing', '--json'));
     noSecrets(rev);
@@ -234,7 +244,7 @@ describe('lifeline keys rotate and revoke', () => {
     // ---- audit: each operation is a key-operation entry (ids only)
     const shown = parseJson(ok(await cli('audit', 'show', '--type', 'key-operation', '--tenant', 'acme', '--json')));
     const entries = (shown as Array<{ entry: { action: string; outcome: string; details: Record<string, unknown> } }>).map((r) => r.entry);
-    expect(entries.map((e) => `${e.action}:${e.outcome}`)).toEqual(['keys-rotated:success', 'identity-revoked:denied', 'identity-revoked:success']);
+    expect(entries.map((e) => `${e.action}:${e.outcome}`)).toEqual(['keys-rotated:success', 'identity-revoked:denied', 'identity-revoked:failure', 'identity-revoked:success']);
     expect(entries[0]!.details.recipient).toBe(recipientFingerprint(rotated.recipient));
     expect(JSON.stringify(entries)).not.toMatch(/AGE-SECRET-KEY|age1/);
 

@@ -18,6 +18,8 @@ import { SigningKey } from '../../engine/crypto/signing';
 import { encodeRecord } from '../../engine/records';
 import { opensWith, reencryptPacks, resignEnvelope, rewrapMetadata } from '../../engine/rekey';
 import { Repository } from '../../engine/repository';
+import { Lease } from '../../engine/leases';
+import { collectGarbage, KEY_REVOCATION_LEASE } from '../../engine/retention';
 import { restore } from '../../engine/restorer';
 import { listHolds, placeHold } from '../../engine/verification';
 import { objectsOpenedBy } from '../../tenancy/key-rotation';
@@ -147,6 +149,20 @@ describe('key rotation in the engine', () => {
     expect((await listHolds(fresh)).map((h) => h.id)).toEqual(['case-1']);
     // With the old identity the repository does not even open.
     await expect(Repository.open(store, { identities: oldKeys.identities, cacheRoot: null })).rejects.toThrow();
+  });
+});
+
+describe('garbage collection and key revocation', () => {
+  it('collection defers while a key revocation holds its lease, and runs again once it is released', async () => {
+    const store = new MemoryObjectStore();
+    const { repo } = await makeRepository(store);
+    const lease = await Lease.acquire(store, KEY_REVOCATION_LEASE);
+    const deferred = await collectGarbage(repo, { graceMs: 0 });
+    expect(deferred.deferred).toEqual([{ tombstone: '*', reason: `a key revocation (lease ${lease.record.id}) is re-encrypting this repository; collection runs next time` }]);
+    await lease.release();
+    expect((await collectGarbage(repo, { graceMs: 0 })).deferred).toEqual([]);
+    // Collection's own lease is gone afterwards.
+    expect(store.keys().filter((k) => k.startsWith('locks/'))).toEqual([]);
   });
 });
 
