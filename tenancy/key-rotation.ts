@@ -200,7 +200,8 @@ export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opt
     );
     return { tenant, resumed, recipient: recipient!, recipientFingerprint: recipientFingerprint(recipient!), signingKeyId: signingKey.keyId, readOnlyRecipients: readOnly, rewrapped, packsUntouched: true, audited };
   } catch (err) {
-    await audit(config, { action: 'keys-rotated', outcome: 'failure', tenant, actor: opts.actor, details: { error: (err as Error).name, resumable: await exists(nextIdentity) } }, opts.logger);
+    // Recording the failure must never hide it.
+    await audit(config, { action: 'keys-rotated', outcome: 'failure', tenant, actor: opts.actor, details: { error: (err as Error).name, resumable: await exists(nextIdentity) } }, opts.logger).catch(() => false);
     throw err;
   }
 }
@@ -266,7 +267,7 @@ export async function revokeTenantKey(
   if (matches.length > 1) throw new UserError(`${t} matches ${matches.length} identities of tenant ${tenant}; give the whole recipient or the fingerprint`);
   const revoked = matches[0]!;
   const refuse = async (message: string): Promise<never> => {
-    await audit(config, { action: 'identity-revoked', outcome: 'denied', tenant, actor: opts.actor, details: { recipient: recipientFingerprint(revoked), reason: message.slice(0, 200) } }, opts.logger);
+    await audit(config, { action: 'identity-revoked', outcome: 'denied', tenant, actor: opts.actor, details: { recipient: recipientFingerprint(revoked), reason: message.slice(0, 200) } }, opts.logger).catch(() => false);
     throw new UserError(message);
   };
   if (recipients.length === 1) {
@@ -340,7 +341,7 @@ export async function revokeTenantKey(
     await replaceSecretFile(identityFile, text);
   } catch (err) {
     if (!(err instanceof UserError && /^refusing|are encrypted only/.test(err.message))) {
-      await audit(config, { action: 'identity-revoked', outcome: 'failure', tenant, actor: opts.actor, details: { recipient: recipientFingerprint(revoked), existing: result.existing, error: (err as Error).name } }, opts.logger);
+      await audit(config, { action: 'identity-revoked', outcome: 'failure', tenant, actor: opts.actor, details: { recipient: recipientFingerprint(revoked), existing: result.existing, error: (err as Error).name } }, opts.logger).catch(() => false);
     }
     throw err;
   }

@@ -62,6 +62,7 @@ beforeAll(async () => {
       tenants: {
         acme: { identity: { file: join(dir, 'keys', 'acme.age') }, signingKey: { file: join(dir, 'keys', 'acme-signing.pem') } },
         envco: { identity: { env: 'ENVCO_IDENTITY' }, signingKey: { file: join(dir, 'keys', 'envco-signing.pem') } },
+        pq: { identity: { file: join(dir, 'keys', 'pq.age') }, signingKey: { file: join(dir, 'keys', 'pq-signing.pem') } },
       },
       logging: { level: 'warn', format: 'json' },
     }),
@@ -256,10 +257,25 @@ describe('lifeline keys rotate and revoke', () => {
     ok(await cli('audit', 'verify', '--no-witness', '--json'));
   }, 600_000);
 
+  it('new identities are post-quantum hybrid by default', async () => {
+    const init = parseJson(ok(await cli('keys', 'init', 'pq', '--json')));
+    expect(init.recipients[0]).toMatch(/^age1pq1/);
+    const rot = ok(await cli('keys', 'rotate', 'pq', '--json'));
+    noSecrets(rot);
+    const r = parseJson(rot);
+    expect(r.recipient).toMatch(/^age1pq1/);
+    expect(r.recipient).not.toBe(init.recipients[0]);
+    expect(r.readOnlyRecipients.map((o: { recipient: string }) => o.recipient)).toEqual(init.recipients);
+    expect(r.rewrapped.skipped).toEqual([]);
+    const repo = await new TenantRepositories(config()).repository('pq');
+    expect(repo.recipients).toEqual([r.recipient]);
+    expect(repo.config.signers.map((s) => s.keyId)).toEqual([r.signingKeyId, init.signingKeyId]);
+  }, 120_000);
+
   it('refuses clearly: unknown tenant, identity in an environment variable, a secret on the command line, an unknown recipient', async () => {
     const unknown = await cli('keys', 'rotate', 'nosuch');
     expect(unknown.code).not.toBe(0);
-    expect(unknown.stderr).toMatch(/unknown tenant "nosuch" \(declared: acme, envco\)/);
+    expect(unknown.stderr).toMatch(/unknown tenant "nosuch" \(declared: acme, envco, pq\)/);
 
     const fromEnv = await cli('keys', 'rotate', 'envco');
     expect(fromEnv.code).not.toBe(0);
