@@ -173,7 +173,7 @@ export function registerBackupCommands(program: Command): void {
           // Seal the paths to the tenant so no file name of the asset enters the workflow history.
           let recipients: string[];
           try {
-            recipients = await (await loadTenantIdentities(ctx.config, a.tenant)).recipients();
+            recipients = await (await loadTenantIdentities(ctx.config, a.tenant)).currentRecipients();
           } catch (err) {
             throw new UserError(`--include needs tenant ${a.tenant}'s identity on this machine to seal the paths: ${(err as Error).message}`);
           }
