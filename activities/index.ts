@@ -15,6 +15,7 @@ import { createRetentionActivities } from './retention';
 import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
+import { createMbomActivities } from './mbom';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -36,6 +37,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createIncidentActivities(deps),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
+    ...createMbomActivities(deps),
   };
 }
 
