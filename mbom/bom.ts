@@ -443,7 +443,8 @@ export async function verifyModelBom(repo: Repository, snapshotId: string, opts:
     checked.snapshots++;
     let m: SignedManifest;
     try {
-      m = await repo.loadSnapshot(sid, { useCache: true });
+      // Never from the cache: the question is whether the store still holds it.
+      m = await repo.loadSnapshot(sid);
     } catch (err) {
       if (err instanceof SnapshotNotFoundError || err instanceof InputError) {
         problems.push({ component: ref, problem: `referenced snapshot ${sid} does not exist` });
