@@ -18,6 +18,7 @@ import { createS3Client } from '../activities/s3';
 import { installIncidentHook } from '../activities/incident-hook';
 import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { temporalTarget } from './temporal';
+import { temporalDataConverter } from './codec';
 
 export type WorkerRole = 'orchestrator' | 'node-agent';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent'];
@@ -62,6 +63,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const taskQueue = opts.taskQueue ?? roleTaskQueue(role, opts.nodeId);
   const storage = opts.storage ?? resolveStorage(config);
   const target = temporalTarget(config);
+  // Before connecting: a bad or missing payload key is a clear config error, not a half-started worker.
+  const dataConverter = await temporalDataConverter(config);
   const s3 = createS3Client(storage);
   const connection = await NativeConnection.connect({ address: target.address });
   try {
@@ -80,6 +83,7 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
       taskQueue,
       identity,
       activities,
+      ...(dataConverter ? { dataConverter } : {}),
       ...(role === 'orchestrator'
         ? opts.workflowBundlePath
           ? { workflowBundle: { codePath: opts.workflowBundlePath } }
@@ -90,7 +94,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
     });
     // Integrity failures found by this worker's verifications open incidents.
     const uninstallHook = role === 'orchestrator' ? installIncidentHook(config) : () => {};
-    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity }, 'worker ready');
+    const payloadKey = dataConverter?.payloadCodecs?.[0]?.toString();
+    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity, payloadEncryption: payloadKey ?? 'off' }, 'worker ready');
     return {
       worker,
       role,
