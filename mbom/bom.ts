@@ -22,10 +22,10 @@ import { AgeAuthError, AgeFormatError, AgeHeaderIncompleteError, AgeNoIdentityMa
 import { InputError, IntegrityError } from '../engine/errors';
 import type { AssetKind, SignedManifest } from '../engine/manifest';
 import { decodeRecord, writeRecord } from '../engine/records';
-import { SnapshotNotFoundError, type Repository, type SnapshotSummary } from '../engine/repository';
+import { keys, SnapshotNotFoundError, type Repository, type SnapshotSummary } from '../engine/repository';
 import type { TreeEntry } from '../engine/tree';
 
-export const bomKey = (snapshotId: string) => `bom/${snapshotId}`;
+export const bomKey = keys.bom;
 
 /** How many checkpoint snapshots (the newest ones up to the model's time) the chain lists. */
 export const CHECKPOINT_CHAIN_LIMIT = 100;

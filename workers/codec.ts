@@ -13,12 +13,15 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { DataConverter, Payload, PayloadCodec } from '@temporalio/common';
-import { temporal } from '@temporalio/proto';
+// CommonJS package: under Node's ESM loader only its default export is reliable.
+import proto from '@temporalio/proto';
 import { UserError } from '../config/errors';
 import type { LoadedConfig } from '../config/load';
 import { resolveFromRoot } from '../config/root';
 import { readSecret } from '../config/secrets';
 import { assertOwnerOnly } from '../engine/crypto/key-files';
+
+const { temporal } = proto;
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 export const KEY_ID_METADATA = 'encryption-key-id';
