@@ -18,6 +18,7 @@ import { encodeRecord } from '../../engine/records';
 import type { Repository } from '../../engine/repository';
 import { bomKey, contentDigest, generateModelBom, readModelBom, validateCycloneDx, verifyModelBom } from '../../mbom/bom';
 import { trainingCodeDigest } from '../../mbom/code';
+import { configFromObject } from '../../config/load';
 import { makeRepository, tempDir, type TestKeys } from '../support/engine-fixtures';
 
 const card = { version: '1.2', description: 'a tiny MLP', license: 'Apache-2.0', approach: 'supervised' as const, task: 'classification', architectureFamily: 'mlp', modelArchitecture: '2x64', inputs: ['tensor'], outputs: ['label'], useCases: ['demo'], limitations: ['toy data'] };
@@ -181,5 +182,25 @@ describe('training code digest', () => {
     expect((await trainingCodeDigest('ft', { command: ['python', 'train.py'] }, wd)).sha256).not.toBe(a.sha256);
     await expect(trainingCodeDigest('ft', { command: ['python', '-c', 'print(1)'] }, wd)).rejects.toThrow(/trainingJobs\.ft: no code to hash/);
     await expect(trainingCodeDigest('ft', { command: ['x'], code: ['missing.py'] }, wd)).rejects.toThrow(/trainingJobs\.ft\.code: missing.py does not exist/);
+  });
+});
+
+describe('assets.NAME.bom config', () => {
+  const base = {
+    tenants: { acme: { identity: { file: 'a' }, signingKey: { file: 'b' } }, other: { identity: { file: 'c' }, signingKey: { file: 'd' } } },
+    nodes: { n1: {} },
+  };
+  const load = (assets: Record<string, unknown>, trainingJobs: Record<string, unknown> = {}) => configFromObject({ ...base, assets, trainingJobs }, { checkSecrets: false });
+  const a = (kind: string, extra: object = {}, tenant = 'acme') => ({ node: 'n1', tenant, kind, path: '/x', ...extra });
+
+  it('accepts a model with its sources and card; refuses wrong kinds, other tenants, unknown assets and jobs, naming the key', () => {
+    const ok = load({ m: a('model', { bom: { datasets: ['d'], checkpoints: 'c', platformConfig: 'p', card: { task: 'qa', approach: 'supervised' } } }), d: a('dataset'), c: a('checkpoint'), p: a('platform-config') });
+    expect(ok.assets.m!.bom).toMatchObject({ datasets: ['d'], checkpoints: 'c', platformConfig: 'p', card: { task: 'qa', approach: 'supervised', inputs: [] } });
+    expect(() => load({ d: a('dataset', { bom: {} }) })).toThrow(/assets\.d\.bom: only allowed for assets of kind model \(this one is dataset\)/);
+    expect(() => load({ m: a('model', { bom: { datasets: ['c'] } }), c: a('checkpoint') })).toThrow(/assets\.m\.bom\.datasets\[0\]: asset c is of kind checkpoint; expected an asset of kind dataset/);
+    expect(() => load({ m: a('model', { bom: { datasets: ['d'] } }), d: a('dataset', {}, 'other') })).toThrow(/assets\.m\.bom\.datasets\[0\]: asset d belongs to tenant other, but model m to tenant acme/);
+    expect(() => load({ m: a('model', { bom: { platformConfig: 'nope' } }) })).toThrow(/assets\.m\.bom\.platformConfig: asset "nope" is not declared under assets/);
+    expect(() => load({ m: a('model', { bom: { trainingJob: 'ghost' } }) })).toThrow(/assets\.m\.bom\.trainingJob: training job "ghost" is not declared under trainingJobs/);
+    expect(() => load({ m: a('model', { bom: { card: { approach: 'magic' } } }) })).toThrow(/assets\.m\.bom\.card\.approach/);
   });
 });
