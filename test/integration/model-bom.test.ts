@@ -9,6 +9,9 @@
  *  - one altered hash in the stored BOM fails verify (exit 3): on the
  *    signature when not re-signed, on the hash — naming the component — when
  *    re-signed with the tenant's key;
+ *  - `lifeline mbom generate` makes a missing BOM again and keeps a stored one;
+ *  - a failing workflow's message is readable with the key and only an
+ *    encoded failure in the raw history;
  *  - every payload in the raw histories of the backup and its BOM child is
  *    `binary/encrypted`, and no asset file name appears in them.
  */
@@ -27,7 +30,7 @@ import { loadTenantSigningKey, TenantRepositories } from '../../tenancy/reposito
 import { generatePayloadKey } from '../../workers/codec';
 import { connectClient } from '../../workers/temporal';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
-import { modelBomWorkflowId } from '../../workflows/mbom';
+import { modelBomWorkflow, modelBomWorkflowId } from '../../workflows/mbom';
 import { runCli } from '../support/cli';
 import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 
@@ -147,6 +150,20 @@ describe('Model BOM of a real model snapshot, with Temporal payloads encrypted',
     expect((await cli('mbom', 'verify', model.snapshotId)).code).toBe(0);
   });
 
+  it('lifeline mbom generate makes a missing BOM again (through the encrypted client) and keeps an existing one', async () => {
+    const repo = await new TenantRepositories(env.config).repository(env.tenant);
+    const key = bomKey(model.snapshotId);
+    const original = await repo.store.get(key);
+    await repo.store.delete(key);
+    const g = await cli('mbom', 'generate', model.snapshotId.slice(0, 12), '--task-queue', env.taskQueue, '--json');
+    expect(g.code, g.stderr).toBe(0);
+    expect(JSON.parse(g.stdout)).toMatchObject({ workflowId: modelBomWorkflowId(model.snapshotId), created: true, key, files: 2, components: 5 });
+    expect((await repo.store.get(key)).equals(original)).toBe(false);
+    const again = await cli('mbom', 'generate', model.snapshotId, '--task-queue', env.taskQueue);
+    expect(again.stdout).toContain('was already stored');
+    expect((await cli('mbom', 'verify', model.snapshotId, '--no-data')).code).toBe(0);
+  });
+
   it('every payload in the raw histories of the backup and its BOM child is binary/encrypted, and no file name is there', async () => {
     // A plain connection with no codec: what the Temporal server stores and shows.
     const plain = await connect(env);
@@ -163,6 +180,27 @@ describe('Model BOM of a real model snapshot, with Temporal payloads encrypted',
       }
       // Without the key, the result cannot be read.
       await expect(plain.client.workflow.getHandle(modelWorkflowId).result()).rejects.toThrow();
+    } finally {
+      await plain.connection.close();
+    }
+  });
+
+  it('a failing workflow: the keyed client reads the failure message, the raw history holds only an encoded failure', async () => {
+    const corpus = (await backup('corpus')).snapshotId;
+    const workflowId = `mbom-wrong-kind-${Date.now()}`;
+    const handle = await client.workflow.start(modelBomWorkflow, { taskQueue: env.taskQueue, workflowId, args: [{ asset: 'corpus', snapshotId: corpus }] });
+    const err = await handle.result().then(
+      () => null,
+      (e: unknown) => e as Error,
+    );
+    const chain: string[] = [];
+    for (let c: unknown = err; c instanceof Error; c = c.cause) chain.push(c.message);
+    expect(chain.join(' | ')).toMatch(/kind dataset: a Model BOM describes model snapshots only/);
+    const plain = await connect(env);
+    try {
+      const raw = JSON.stringify(await plain.client.workflow.getHandle(workflowId).fetchHistory());
+      expect(raw).toContain('Encoded failure');
+      expect(raw).not.toContain('describes model snapshots');
     } finally {
       await plain.connection.close();
     }
