@@ -78,3 +78,15 @@ describe('payload encryption config', () => {
     await expect(loadPayloadCodec(cfg({ payloadEncryption: { key: { file: short } } }))).rejects.toThrow(/temporal\.payloadEncryption\.key: expected base64 of 32 random bytes/);
   });
 });
+
+describe('LIFELINE_TEMPORAL_PAYLOAD_KEY_FILE', () => {
+  it('turns payload encryption on for a deployment configured by environment variables (production)', async () => {
+    const { loadConfig } = await import('../../config/load');
+    const file = join(dir, 'k-env');
+    await writeFile(file, generatePayloadKey(), { mode: 0o600 });
+    const c = loadConfig({ env: { LIFELINE_TEMPORAL_ADDRESS: 'temporal:7233', LIFELINE_TEMPORAL_PAYLOAD_KEY_FILE: file }, root: dir });
+    expect(c.temporal.payloadEncryption.key).toEqual({ file });
+    expect(payloadEncryptionEnabled(c)).toBe(true);
+    expect((await loadPayloadCodec(c))?.keyId).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
