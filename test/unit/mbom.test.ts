@@ -204,3 +204,14 @@ describe('assets.NAME.bom config', () => {
     expect(() => load({ m: a('model', { bom: { card: { approach: 'magic' } } }) })).toThrow(/assets\.m\.bom\.card\.approach/);
   });
 });
+
+describe('retention', () => {
+  it('forgetting a model snapshot deletes its BOM with it', async () => {
+    const { forgetUnprotected } = await import('../../engine/verification');
+    const m = await snap('tiny3', 'model', { 'w.bin': randomBytes(100) });
+    await generateModelBom(repo, { snapshotId: m, tenant: 'acme', sources: { datasets: [] }, card, by: 't', toolVersion: '0' });
+    expect(await store.head(bomKey(m))).not.toBeNull();
+    expect((await forgetUnprotected(repo, [m])).forgotten).toEqual([m]);
+    expect(await store.head(bomKey(m))).toBeNull();
+  });
+});
