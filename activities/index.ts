@@ -17,6 +17,7 @@ import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
 import { createAuditActivities } from './audit';
 import type { AuditSink } from '../audit/log';
+import { createMbomActivities } from './mbom';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -45,6 +46,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
     ...createAuditActivities(deps),
+    ...createMbomActivities(deps),
   };
 }
 

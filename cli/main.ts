@@ -18,6 +18,7 @@ import { scrubString } from '../logging/redact';
 import { runSmoke } from '../workers/smoke';
 import { initAudit } from '../audit/open';
 import { temporalTarget } from '../workers/temporal';
+import { FAILURE_CONVERTER_PATH, payloadEncryptionEnabled } from '../workers/codec';
 import { WORKER_ROLES, WORKFLOWS_PATH, createLifelineWorker, roleTaskQueue, type WorkerRole } from '../workers/worker';
 import { isValidNodeId } from '../workflows/task-queues';
 import { collectStatus, formatStatus } from './status';
@@ -33,6 +34,8 @@ import { registerEventCommands } from './events';
 import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
+import { registerMbomCommands } from './mbom';
+import { registerPayloadKeyCommand } from './payload-key';
 import { registerDrillCommands } from './drill';
 import { startSupervisedWorker } from '../workers/supervised';
 import { addDrillReportCommand } from './drill-report';
@@ -184,13 +187,16 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', 'where to write the bundle')
     .action(async (opts: { out: string }, cmd: Command) => {
       const ctx = context(cmd);
-      const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+      // With payload encryption the bundle carries the failure converter that encodes messages and stack traces.
+      const encrypted = payloadEncryptionEnabled(ctx.config);
+      const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ...(encrypted ? { failureConverterPath: FAILURE_CONVERTER_PATH } : {}) });
       writeFileSync(opts.out, code);
       ctx.logger.info({ out: opts.out, bytes: code.length }, 'workflow bundle written');
       out(opts.out);
     });
 
   registerKeysCommands(program);
+  registerPayloadKeyCommand(program);
   registerVerifyCommand(program);
   registerSnapshotsCommands(program);
   registerRetentionCommands(program);
@@ -200,6 +206,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
+  registerMbomCommands(program);
   registerDemoCommand(program);
   addDrillReportCommand(registerDrillCommands(program));
 

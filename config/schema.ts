@@ -25,8 +25,26 @@ export const TemporalSection = z
     /** host:port of an external Temporal frontend; when set, Lifeline starts no Temporal server. */
     address: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port, e.g. temporal.example.com:7233').optional(),
     namespace: z.string().min(1).default('default'),
+    /** Encryption of workflow and activity payloads before they reach the Temporal server (workers/codec.ts). */
+    payloadEncryption: z
+      .object({
+        /** `auto`: on when `incident.environment` is production and a key is configured. */
+        enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+        /** 32-byte AES-256-GCM key, base64 (44 characters) in a file or variable; `lifeline keys payload-key` writes one. */
+        key: SecretRefSchema.optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
+
+/** `enabled: true` needs a key; production with an external Temporal and no key is allowed but loud (see payloadEncryptionOf). */
+function checkPayloadEncryption(cfg: { temporal: { payloadEncryption: { enabled: boolean | 'auto'; key?: SecretRef } } }, ctx: z.RefinementCtx): void {
+  const pe = cfg.temporal.payloadEncryption;
+  if (pe.enabled === true && !pe.key) {
+    ctx.addIssue({ code: 'custom', path: ['temporal', 'payloadEncryption', 'key'], message: 'required when payloadEncryption.enabled is true: { file: … } or { env: … } holding a base64 32-byte key (lifeline keys payload-key --out <file>)' });
+  }
+}
 
 /** The embedded stack started by `lifeline up` when no external service is configured. */
 export const DevstackSection = z
@@ -120,6 +138,7 @@ export const LifelineConfigSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     checkPlatformReferences(cfg, ctx);
+    checkPayloadEncryption(cfg, ctx);
     checkTrainingJobReferences(cfg, ctx);
   });
 

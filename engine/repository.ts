@@ -55,6 +55,8 @@ export const keys = {
   snapshot: (id: string) => `snapshots/${id}`,
   lock: (id: string) => `locks/${id}`,
   tombstone: (id: string) => `tombstones/${id}`,
+  /** the signed Model BOM of a model snapshot (mbom/bom.ts) */
+  bom: (snapshotId: string) => `bom/${snapshotId}`,
 };
 
 export interface InitOptions {

@@ -24,6 +24,7 @@ import { createDrillActivities } from '../activities/drill';
 import { temporalTarget } from './temporal';
 import type { AuditSink } from '../audit/log';
 import { loadAuditSigningKey, openAuditLog } from '../audit/open';
+import { temporalDataConverter } from './codec';
 
 export type WorkerRole = 'orchestrator' | 'node-agent' | 'drill';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent', 'drill'];
@@ -71,6 +72,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const taskQueue = opts.taskQueue ?? roleTaskQueue(role, opts.nodeId);
   const storage = opts.storage ?? resolveStorage(config);
   const target = temporalTarget(config);
+  // Before connecting: a bad or missing payload key is a clear config error, not a half-started worker.
+  const dataConverter = await temporalDataConverter(config);
   const s3 = createS3Client(storage);
   const connection = await NativeConnection.connect({ address: target.address });
   try {
@@ -94,6 +97,7 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
       taskQueue,
       identity,
       activities,
+      ...(dataConverter ? { dataConverter } : {}),
       ...(role === 'orchestrator' || role === 'drill'
         ? opts.workflowBundlePath
           ? { workflowBundle: { codePath: opts.workflowBundlePath } }
@@ -104,7 +108,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
     });
     // Integrity failures found by this worker's verifications open incidents.
     const uninstallHook = role === 'orchestrator' ? installIncidentHook(config) : () => {};
-    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity }, 'worker ready');
+    const payloadKey = dataConverter?.payloadCodecs?.[0]?.toString();
+    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity, payloadEncryption: payloadKey ?? 'off' }, 'worker ready');
     return {
       worker,
       role,
