@@ -170,7 +170,10 @@ export class EventValidationError extends UserError {
 
 function issuesOf(error: z.ZodError): EventIssue[] {
   return error.issues.map((iss) => {
-    if (iss.code === 'unrecognized_keys') return { field: iss.keys.join(', '), problem: `unknown field${iss.keys.length > 1 ? 's' : ''}` };
+    if (iss.code === 'unrecognized_keys') {
+      const at = iss.path.length ? `${iss.path.join('.')}.` : '';
+      return { field: iss.keys.map((k) => `${at}${k}`).join(', '), problem: `unknown field${iss.keys.length > 1 ? 's' : ''}` };
+    }
     return { field: iss.path.join('.'), problem: iss.message };
   });
 }
