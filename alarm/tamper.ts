@@ -53,6 +53,8 @@ export interface BucketEvent {
   time: string;
   /** version the event created (versioned buckets) */
   versionId?: string;
+  /** identifies the event (request id, name, key, sequencer): MinIO may deliver one event twice */
+  id: string;
 }
 
 /** What a key is: a tenant repository object, an audit log object, the alarm's probe, or none of Lifeline's. */
@@ -68,7 +70,8 @@ export function parseRecord(rec: unknown): BucketEvent | null {
     eventName?: unknown;
     eventTime?: unknown;
     userIdentity?: { principalId?: unknown };
-    s3?: { bucket?: { name?: unknown }; object?: { key?: unknown; versionId?: unknown } };
+    responseElements?: Record<string, unknown>;
+    s3?: { bucket?: { name?: unknown }; object?: { key?: unknown; versionId?: unknown; sequencer?: unknown } };
   } | null;
   if (!r || typeof r !== 'object' || typeof r.eventName !== 'string') return null;
   const bucket = r.s3?.bucket?.name;
@@ -83,7 +86,9 @@ export function parseRecord(rec: unknown): BucketEvent | null {
   const principal = typeof r.userIdentity?.principalId === 'string' ? r.userIdentity.principalId : '';
   const time = typeof r.eventTime === 'string' && !Number.isNaN(Date.parse(r.eventTime)) ? new Date(r.eventTime).toISOString() : new Date().toISOString();
   const versionId = r.s3?.object?.versionId;
-  return { eventName: r.eventName, bucket, key, principal, time, ...(typeof versionId === 'string' && versionId && versionId !== 'null' ? { versionId } : {}) };
+  const requestId = r.responseElements?.['x-amz-request-id'];
+  const id = [typeof requestId === 'string' ? requestId : '', r.eventName, bucket, key, String(r.s3?.object?.sequencer ?? ''), String(versionId ?? ''), time].join('|');
+  return { eventName: r.eventName, bucket, key, principal, time, ...(typeof versionId === 'string' && versionId && versionId !== 'null' ? { versionId } : {}), id };
 }
 
 const REPO_FOLDERS: Array<[string, KeyKind]> = [

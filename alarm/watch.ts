@@ -10,9 +10,17 @@
  * Readiness: after (re)connecting, the watcher writes a probe object under
  * `<storage.prefix>.lifeline-alarm/` and counts the bucket as watched once the
  * probe's own event comes back through the stream.
+ *
+ * Pumping: current MinIO builds do not flush the listen stream after each
+ * event (their response writer wrapper hides http.Flusher), so an event sits in
+ * the server's ~4 KiB response buffer until more events push it out. The
+ * watcher therefore also listens to s3:ObjectAccessed:Head and sends a few HEAD
+ * requests for its pump object every PUMP_EVERY_MS: their events fill the
+ * buffer, and a tampering event arrives within about a second. MinIO may also
+ * deliver an event twice; events are de-duplicated by id.
  */
 import { randomBytes } from 'node:crypto';
-import { DeleteObjectCommand, HeadBucketCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { DeleteObjectCommand, HeadBucketCommand, HeadObjectCommand, ListObjectVersionsCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { Client as MinioClient } from 'minio';
 import type { ResolvedStorage } from '../config/storage';
 import type { Logger } from '../logging/logger';
@@ -31,7 +39,12 @@ import {
   type WatchedBucket,
 } from './tamper';
 
-const EVENTS = ['s3:ObjectCreated:*', 's3:ObjectRemoved:*'];
+const EVENTS = ['s3:ObjectCreated:*', 's3:ObjectRemoved:*', 's3:ObjectAccessed:Head'];
+/** HEAD requests per pump: their events (~700 bytes each) push a buffered event out of MinIO's ~4 KiB response buffer. */
+const PUMP_HEADS = 8;
+const PUMP_EVERY_MS = 1000;
+/** event ids remembered for de-duplication */
+const RECENT_IDS = 20_000;
 
 export interface TamperWatcherOptions {
   storage: ResolvedStorage;
@@ -60,6 +73,8 @@ interface BucketState {
   probeKey?: string;
   probeTimer?: NodeJS.Timeout;
   restartTimer?: NodeJS.Timeout;
+  /** an object the watcher HEADs to push events through the stream (null: none it can read) */
+  pumpKey?: string | null;
 }
 
 function minioClient(storage: ResolvedStorage): MinioClient {
@@ -90,6 +105,9 @@ export class TamperWatcher {
   private nextSendAt = 0;
   private stopped = false;
   private readyWaiters: Array<() => void> = [];
+  private readonly seen = new Set<string>();
+  private pumpTimer?: NodeJS.Timeout;
+  private pumping = false;
   /** bursts reported so far */
   reported = 0;
 
@@ -118,12 +136,56 @@ export class TamperWatcher {
         throw err;
       }
       const st: BucketState = { watched: w, backoffMs: this.opts.backoffMs ?? 1000, ready: false };
+      st.pumpKey = await this.pumpTarget(w);
       this.states.set(w.bucket, st);
       this.listen(st);
       watching.push(w.bucket);
     }
     this.tick = setInterval(() => void this.onTick(), this.opts.tickMs ?? 500);
+    this.pumpTimer = setInterval(() => void this.pump(), PUMP_EVERY_MS);
     return { watching, missing };
+  }
+
+  /** The pump object: our own under the probe folder, or, without write access, the first tenant `config` object. */
+  private async pumpTarget(w: WatchedBucket): Promise<string | null> {
+    const own = `${w.probePrefix}pump`;
+    try {
+      await this.s3.send(new HeadObjectCommand({ Bucket: w.bucket, Key: own }));
+      return own;
+    } catch {
+      try {
+        await this.s3.send(new PutObjectCommand({ Bucket: w.bucket, Key: own, Body: 'lifeline tamper alarm pump\n', ChecksumAlgorithm: 'SHA256' }));
+        return own;
+      } catch {
+        for (const t of w.role === 'repository' ? this.opts.tenants : []) {
+          const key = `${t.prefix}config`;
+          if (await this.s3.send(new HeadObjectCommand({ Bucket: w.bucket, Key: key })).then(() => true, () => false)) return key;
+        }
+        this.log.warn({ bucket: w.bucket }, 'no object to pump the notification stream with; events may arrive late on MinIO');
+        return null;
+      }
+    }
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping || this.stopped) return;
+    this.pumping = true;
+    try {
+      for (const st of this.states.values()) {
+        if (!st.poller || !st.pumpKey) continue;
+        for (let i = 0; i < PUMP_HEADS; i++) await this.s3.send(new HeadObjectCommand({ Bucket: st.watched.bucket, Key: st.pumpKey })).catch(() => undefined);
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** True the first time an event id is seen. */
+  private firstTime(id: string): boolean {
+    if (this.seen.has(id)) return false;
+    this.seen.add(id);
+    if (this.seen.size > RECENT_IDS) this.seen.delete(this.seen.values().next().value!);
+    return true;
   }
 
   /** Resolves once every watched bucket's stream has delivered its probe (or within timeoutMs: false). */
@@ -192,7 +254,8 @@ export class TamperWatcher {
 
   private async onRecord(st: BucketState, rec: unknown): Promise<void> {
     const ev = parseRecord(rec);
-    if (!ev || ev.bucket !== st.watched.bucket) return;
+    if (!ev || ev.bucket !== st.watched.bucket || ev.eventName.startsWith('s3:ObjectAccessed:')) return;
+    if (!this.firstTime(ev.id)) return;
     const loc = locateKey(ev.key, st.watched, this.opts.tenants);
     if (loc.kind === 'probe') {
       if (ev.eventName.startsWith('s3:ObjectCreated:') && ev.key === st.probeKey) {
@@ -249,6 +312,7 @@ export class TamperWatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.tick);
+    clearInterval(this.pumpTimer);
     for (const st of this.states.values()) {
       clearTimeout(st.probeTimer);
       clearTimeout(st.restartTimer);

@@ -40,6 +40,7 @@ function record(eventName: string, key: string, principal: string, extra: { buck
     eventName,
     userIdentity: { principalId: principal },
     requestParameters: { principalId: principal, region: '', sourceIPAddress: '127.0.0.1' },
+    responseElements: { 'x-amz-request-id': '18EB8FA873A43274' },
     s3: {
       s3SchemaVersion: '1.0',
       bucket: { name: extra.bucket ?? 'lifeline', ownerIdentity: { principalId: principal }, arn: 'arn:aws:s3:::lifeline' },
@@ -57,7 +58,10 @@ function judge(eventName: string, key: string, principal: string, opts: { bucket
 describe('bucket event records', () => {
   it('parses a MinIO record: decoded key, principal, time, version', () => {
     const ev = parseRecord(record('s3:ObjectRemoved:DeleteMarkerCreated', 'prod/tenants/acme/data/ab/ab12 x', 'root', { versionId: 'v1' }));
-    expect(ev).toEqual({ eventName: 's3:ObjectRemoved:DeleteMarkerCreated', bucket: 'lifeline', key: 'prod/tenants/acme/data/ab/ab12 x', principal: 'root', time: '2026-11-26T09:00:00.123Z', versionId: 'v1' });
+    expect(ev).toMatchObject({ eventName: 's3:ObjectRemoved:DeleteMarkerCreated', bucket: 'lifeline', key: 'prod/tenants/acme/data/ab/ab12 x', principal: 'root', time: '2026-11-26T09:00:00.123Z', versionId: 'v1' });
+    // The same event delivered twice has the same id; another key of the same request does not.
+    expect(parseRecord(record('s3:ObjectRemoved:DeleteMarkerCreated', 'prod/tenants/acme/data/ab/ab12 x', 'root', { versionId: 'v1' }))!.id).toBe(ev!.id);
+    expect(parseRecord(record('s3:ObjectRemoved:DeleteMarkerCreated', 'prod/tenants/acme/data/ab/ab13', 'root', { versionId: 'v1' }))!.id).not.toBe(ev!.id);
     expect(parseRecord({ eventName: 's3:ObjectCreated:Put', s3: { bucket: { name: 'b' }, object: { key: 'a+b%2Bc' } } })!.key).toBe('a b+c');
     expect(parseRecord(null)).toBeNull();
     expect(parseRecord({ eventName: 's3:BucketCreated:*', s3: { bucket: { name: 'b' } } })).toBeNull();
@@ -124,7 +128,7 @@ describe('classifying bucket events', () => {
   });
 
   it('asks for the prior version only for writes to write-once objects', () => {
-    const ev = (name: string, key: string): BucketEvent => ({ eventName: name, bucket: 'lifeline', key, principal: 'x', time: '2026-11-26T09:00:00.000Z' });
+    const ev = (name: string, key: string): BucketEvent => ({ eventName: name, bucket: 'lifeline', key, principal: 'x', time: '2026-11-26T09:00:00.000Z', id: key });
     expect(needsPriorVersionCheck(ev('s3:ObjectCreated:Put', 'prod/tenants/acme/data/ab/abcd'), { kind: 'pack', tenant: 'acme' })).toBe(true);
     expect(needsPriorVersionCheck(ev('s3:ObjectCreated:Put', 'prod/tenants/acme/locks/l'), { kind: 'lock', tenant: 'acme' })).toBe(false);
     expect(needsPriorVersionCheck(ev('s3:ObjectRemoved:Delete', 'prod/tenants/acme/data/ab/abcd'), { kind: 'pack', tenant: 'acme' })).toBe(false);
