@@ -203,7 +203,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     view.status = outcome;
     await CancellationScope.nonCancellable(async () => {
       if (view.contained.some((c) => c.held.length > 0)) {
-        holdsReleased = await acts.releaseIncidentHolds({ incidentId: id, assets: view.contained.map((c) => c.asset), reason: `incident ${outcome}` });
+        holdsReleased = await acts.releaseIncidentHolds({ incidentId: id, runId: workflowInfo().runId, assets: view.contained.map((c) => c.asset), reason: `incident ${outcome}` });
         record('lifeline', 'holds-released', `${holdsReleased} hold(s); quarantine marks stay as evidence`);
       }
       view.closedAt = now();
@@ -225,6 +225,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
       const reason = trigger.type === 'suspected-compromise' ? `suspected compromise since ${trigger.compromisedAt}` : trigger.type;
       view.contained = await acts.containIncident({
         incidentId: id,
+        runId: workflowInfo().runId,
         assets: view.assets,
         compromisedAt: trigger.compromisedAt,
         corruptSnapshot: trigger.snapshot,

@@ -51,10 +51,11 @@ const lines = () =>
 
 async function until<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 120_000): Promise<T> {
   const end = Date.now() + timeoutMs;
+  let last: unknown;
   for (;;) {
-    const v = await fn().catch(() => undefined);
+    const v = await fn().catch((err: Error) => void (last = err));
     if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\nwatcher stdout: ${stdout}\nwatcher stderr: ${stderr.slice(-3000)}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what} (last error: ${String(last)})\nwatcher stdout: ${stdout}\nwatcher stderr: ${stderr.slice(-1500)}`);
     await new Promise((r) => setTimeout(r, 500));
   }
 }
@@ -178,9 +179,11 @@ describe('storage tamper alarm', () => {
     await Promise.all(keys.map((Key) => limit(() => testS3Client().send(new DeleteObjectCommand({ Bucket: p.bucket, Key })))));
 
     const v = await until('the burst incident', async () => {
-      if ((await runs(incidentId)) < 2) return undefined;
+      const n = await runs(incidentId);
+      if (n < 2) throw new Error(`${n} run(s) of ${incidentId}`);
       const x = await view(incidentId);
-      return x.tamper && x.tamper.count >= 50 && x.status === 'awaiting-approval' ? x : undefined;
+      if (!(x.tamper && x.tamper.count >= 50 && x.status === 'awaiting-approval')) throw new Error(`incident ${x.status}: ${JSON.stringify(x.timeline.slice(-3))}`);
+      return x;
     });
     expect(v.tamper).toMatchObject({ count: 50, kinds: { pack: 50 }, actions: ['delete'], tenants: ['acme'] });
     expect(v.tamper!.sampleKeys).toHaveLength(20);
