@@ -14,7 +14,7 @@ import { readFile, rm } from 'node:fs/promises';
 import type { LoadedConfig } from '../config/load';
 import { UserError } from '../config/errors';
 import { resolveStorage } from '../config/storage';
-import { openAuditLog, safeUserName } from '../audit/open';
+import { loadAuditSigningKey, openAuditLog, safeUserName } from '../audit/open';
 import type { AuditOutcome } from '../audit/entry';
 import { AgeIdentities } from '../engine/crypto/age';
 import { generateAgeIdentityFile, identityFileWithout, renameSecretFile, replaceSecretFile, writeSecretFile } from '../engine/crypto/key-files';
@@ -83,40 +83,37 @@ async function openStore(config: LoadedConfig, tenant: string) {
 }
 
 /**
- * Records a key-operation audit entry when the installation has an audit log.
- * Without one (no `lifeline audit init` yet) the operation is not recorded;
- * the caller says so.
+ * Records a key-operation audit entry. Without an audit signing key (the log
+ * was never initialised) the operation is not recorded and a warning says so,
+ * as the workers do (workers/worker.ts, openWorkerAudit); the result shows
+ * `audited: false`. With a key, a failure to record is an error.
  */
 async function audit(
   config: LoadedConfig,
   entry: { action: string; outcome: AuditOutcome; tenant: string; actor?: string; details: Record<string, string | number | boolean | null> },
   logger?: Logger,
 ): Promise<boolean> {
-  let log;
-  try {
-    log = await openAuditLog(config, { logger });
-  } catch (err) {
-    if (err instanceof UserError) {
-      logger?.warn({ tenant: entry.tenant, action: entry.action }, `key operation not audited: ${err.message}`);
-      return false;
-    }
-    throw err;
-  }
-  try {
-    await log.record({
-      type: 'key-operation',
-      action: entry.action,
-      outcome: entry.outcome,
-      actor: { kind: 'user', id: entry.actor ?? `user:${safeUserName()}` },
-      tenant: entry.tenant,
-      details: entry.details,
-    });
-    return true;
-  } catch (err) {
-    // The key operation itself is done (or refused); a missing audit bucket must not hide that.
-    logger?.warn({ tenant: entry.tenant, action: entry.action, err: (err as Error).message }, 'key operation not audited: the audit log could not be written');
+  if (!(await loadAuditSigningKey(config, { optional: true }))) {
+    logger?.warn({ event: 'audit-disabled', tenant: entry.tenant, action: entry.action }, 'audit log not initialised (no audit signing key): this key operation is not recorded; run `lifeline audit init`');
     return false;
   }
+  const log = await openAuditLog(config, { logger });
+  await log.record({
+    type: 'key-operation',
+    action: entry.action,
+    outcome: entry.outcome,
+    actor: { kind: 'user', id: entry.actor ?? `user:${safeUserName()}` },
+    tenant: entry.tenant,
+    details: entry.details,
+  });
+  return true;
+}
+
+/** The operation is done; only its audit entry is missing — say both. */
+function auditFailed(done: string): (err: unknown) => never {
+  return (err) => {
+    throw new UserError(`${done}, but its audit entry could NOT be recorded: ${(err as Error).message}`);
+  };
 }
 
 /**
@@ -141,6 +138,7 @@ export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opt
   const nextIdentity = `${identityFile}.next`;
   const nextSigning = `${signingKeyFile}.next`;
   const resumed = await exists(nextIdentity);
+  let done: RotateResult;
   try {
     if (!resumed) {
       // The signing key first: `<identity>.next` marks a rotation whose keys both exist.
@@ -178,32 +176,33 @@ export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opt
     await rm(nextIdentity, { force: true });
 
     const readOnly = (await identities.recipients()).slice(1).map((r) => ({ recipient: r, fingerprint: recipientFingerprint(r) }));
-    const audited = await audit(
-      config,
-      {
-        action: 'keys-rotated',
-        outcome: 'success',
-        tenant,
-        actor: opts.actor,
-        details: {
-          recipient: recipientFingerprint(recipient!),
-          signingKeyId: signingKey.keyId,
-          readOnlyIdentities: readOnly.length,
-          manifests: rewrapped.manifests,
-          records: rewrapped.records,
-          indexes: rewrapped.indexes,
-          skipped: rewrapped.skipped.length,
-          resumed,
-        },
-      },
-      opts.logger,
-    );
-    return { tenant, resumed, recipient: recipient!, recipientFingerprint: recipientFingerprint(recipient!), signingKeyId: signingKey.keyId, readOnlyRecipients: readOnly, rewrapped, packsUntouched: true, audited };
+    done = { tenant, resumed, recipient: recipient!, recipientFingerprint: recipientFingerprint(recipient!), signingKeyId: signingKey.keyId, readOnlyRecipients: readOnly, rewrapped, packsUntouched: true, audited: false };
   } catch (err) {
     // Recording the failure must never hide it.
     await audit(config, { action: 'keys-rotated', outcome: 'failure', tenant, actor: opts.actor, details: { error: (err as Error).name, resumable: await exists(nextIdentity) } }, opts.logger).catch(() => false);
     throw err;
   }
+  done.audited = await audit(
+    config,
+    {
+      action: 'keys-rotated',
+      outcome: 'success',
+      tenant,
+      actor: opts.actor,
+      details: {
+        recipient: done.recipientFingerprint,
+        signingKeyId: done.signingKeyId,
+        readOnlyIdentities: done.readOnlyRecipients.length,
+        manifests: done.rewrapped.manifests,
+        records: done.rewrapped.records,
+        indexes: done.rewrapped.indexes,
+        skipped: done.rewrapped.skipped.length,
+        resumed,
+      },
+    },
+    opts.logger,
+  ).catch(auditFailed(`tenant ${tenant}: keys rotated (new recipient ${done.recipientFingerprint}, signing key ${done.signingKeyId})`));
+  return done;
 }
 
 /** Counts, by kind, the objects of a repository that `ids` can open (headers only). */
@@ -364,7 +363,7 @@ export async function revokeTenantKey(
       },
     },
     opts.logger,
-  );
+  ).catch(auditFailed(`tenant ${tenant}: identity ${recipientFingerprint(revoked)} revoked`));
   return result;
 }
 
