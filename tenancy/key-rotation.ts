@@ -19,8 +19,8 @@ import type { AuditOutcome } from '../audit/entry';
 import { AgeIdentities } from '../engine/crypto/age';
 import { generateAgeIdentityFile, identityFileWithout, renameSecretFile, replaceSecretFile, writeSecretFile } from '../engine/crypto/key-files';
 import { SigningKey } from '../engine/crypto/signing';
-import { Lease, liveLeases } from '../engine/leases';
-import { KEY_REVOCATION_LEASE } from '../engine/retention';
+import { Lease, liveLeases, type LeaseRecord } from '../engine/leases';
+import { GC_LEASE, KEY_REVOCATION_LEASE, KEY_ROTATION_LEASE } from '../engine/retention';
 import { keys as objectKeys, Repository } from '../engine/repository';
 import { opensWith, reencryptPacks, rewrapMetadata, type ReencryptReport, type RekeyProgress, type RewrapReport } from '../engine/rekey';
 import { exists, filePath, type IdentityKind } from './keys';
@@ -131,7 +131,7 @@ function auditFailed(done: string): (err: unknown) => never {
  * Packs stay as they are (FORMAT.md): their ids are the hashes of their
  * ciphertext, so re-wrapping one means rewriting it — `keys revoke --existing`.
  */
-export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opts: KeyOperationOptions & { kind?: IdentityKind } = {}): Promise<RotateResult> {
+export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opts: KeyOperationOptions & { kind?: IdentityKind; waitForGcMs?: number } = {}): Promise<RotateResult> {
   const { identityFile, signingKeyFile } = keyFiles(config, tenant, 'rotate');
   if (!(await exists(identityFile))) throw new UserError(`tenants.${tenant}.identity: ${identityFile} does not exist; create the tenant's keys with \`lifeline keys init ${tenant}\``);
   const store = await openStore(config, tenant);
@@ -166,13 +166,28 @@ export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opt
 
     const identities = await AgeIdentities.fromFile(identityFile);
     const stale = await identities.select((_, i) => i > 0);
-    const repo = await Repository.open(store, { identities, signingKey });
-    const rewrapped = await rewrapMetadata(repo, {
-      stale,
-      signingKey,
-      onProgress: opts.onProgress,
-      onWarning: (w) => opts.logger?.warn({ tenant, key: w.key, reason: w.reason }, 'object not re-wrapped (not trustworthy)'),
-    });
+    // Garbage collection rewrites index objects too: it defers while this lease lives, and one already running is waited for.
+    const lease = await Lease.acquire(store, KEY_ROTATION_LEASE);
+    let rewrapped: RewrapReport;
+    try {
+      await waitForOlderLeases(
+        store,
+        lease,
+        opts.waitForGcMs ?? 10 * 60_000,
+        opts.logger,
+        (l) => l.purpose === GC_LEASE,
+        `the new keys are installed (new data already uses them); run \`lifeline keys rotate ${tenant}\` again once it has finished to re-wrap the metadata`,
+      );
+      const repo = await Repository.open(store, { identities, signingKey });
+      rewrapped = await rewrapMetadata(repo, {
+        stale,
+        signingKey,
+        onProgress: opts.onProgress,
+        onWarning: (w) => opts.logger?.warn({ tenant, key: w.key, reason: w.reason }, 'object not re-wrapped (not trustworthy)'),
+      });
+    } finally {
+      await lease.release();
+    }
     await rm(nextIdentity, { force: true });
 
     const readOnly = (await identities.recipients()).slice(1).map((r) => ({ recipient: r, fingerprint: recipientFingerprint(r) }));
@@ -372,13 +387,20 @@ export async function revokeTenantKey(
  * began before the revocation may still be storing data sealed to the old
  * keys. Backups that start later see the current keys.
  */
-async function waitForOlderLeases(store: Parameters<typeof liveLeases>[0], own: Lease, timeoutMs: number, logger?: Logger): Promise<void> {
+async function waitForOlderLeases(
+  store: Parameters<typeof liveLeases>[0],
+  own: Lease,
+  timeoutMs: number,
+  logger?: Logger,
+  which: (l: LeaseRecord) => boolean = () => true,
+  stopped = 'nothing was changed. Run the command again once it has finished',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const older = (await liveLeases(store)).filter((l) => l.id !== own.record.id && Date.parse(l.startedAt) <= own.startedAt.getTime());
+    const older = (await liveLeases(store)).filter((l) => l.id !== own.record.id && Date.parse(l.startedAt) <= own.startedAt.getTime() && which(l));
     if (older.length === 0) return;
     if (Date.now() >= deadline) {
-      throw new UserError(`${older[0]!.purpose} ${older[0]!.id} is still running on this repository; nothing was changed. Run the revocation again once it has finished`);
+      throw new UserError(`${older[0]!.purpose} ${older[0]!.id} is still running on this repository; ${stopped}`);
     }
     logger?.info({ leases: older.map((l) => `${l.purpose} ${l.id}`) }, 'waiting for running backups and garbage collection to finish before re-encrypting');
     await new Promise((r) => setTimeout(r, Math.min(5000, Math.max(0, deadline - Date.now()))));
