@@ -110,7 +110,7 @@ describe('chaos drills: process faults', () => {
     raw.trainingJobs = {
       train: {
         node: env.node,
-        command: [process.execPath, '--import', 'tsx', 'trainer/train.ts', '--steps', '1000000', '--checkpoint-dir', join(nodeRoot, 'ckpt'), '--checkpoint-every', '40', '--keep', '3', '--data', join(nodeRoot, 'data'), '--step-delay-ms', '25'],
+        command: [process.execPath, '--import', 'tsx', 'trainer/train.ts', '--steps', '1000000', '--checkpoint-dir', join(nodeRoot, 'ckpt'), '--checkpoint-every', '100', '--keep', '3', '--data', join(nodeRoot, 'data'), '--step-delay-ms', '30'],
         workingDir: LIFELINE_ROOT,
         checkpointAsset: 'ckpt',
       },
@@ -133,11 +133,17 @@ describe('chaos drills: process faults', () => {
     await until('the orchestrator and node agent polling', async () => ((await hasWorkers(client, env.taskQueue)) && (await hasWorkers(client, nodeTaskQueue(env.node))) ? true : undefined), 240_000);
 
     // training runs; every asset is backed up and verified (the drills' precondition)
-    await startTrainingJob(config, 'train', { runId: 'original', env: cleanEnv() });
-    await until('checkpoint 40', () => ((jobProgress(config, 'train').checkpointStep ?? 0) >= 40 ? true : undefined));
-    for (const asset of ASSETS) {
-      await client.workflow.execute('backupWorkflow', { taskQueue: env.taskQueue, workflowId: `test-drills-backup-${asset}-${Date.now()}`, args: [{ asset, trigger: 'manual' }] });
-      await client.workflow.execute('verifyWorkflow', { taskQueue: env.taskQueue, workflowId: `test-drills-verify-${asset}-${Date.now()}`, args: [{ asset }] });
+    const job = await startTrainingJob(config, 'train', { runId: 'original', env: cleanEnv() });
+    await until('checkpoint 100', () => ((jobProgress(config, 'train').checkpointStep ?? 0) >= 100 ? true : undefined));
+    // paused while it is backed up, so its checkpoints hold still (the trainer prunes old ones)
+    process.kill(-job.pid, 'SIGSTOP');
+    try {
+      for (const asset of ASSETS) {
+        await client.workflow.execute('backupWorkflow', { taskQueue: env.taskQueue, workflowId: `test-drills-backup-${asset}-${Date.now()}`, args: [{ asset, trigger: 'manual' }] });
+        await client.workflow.execute('verifyWorkflow', { taskQueue: env.taskQueue, workflowId: `test-drills-verify-${asset}-${Date.now()}`, args: [{ asset }] });
+      }
+    } finally {
+      process.kill(-job.pid, 'SIGCONT');
     }
   }, 900_000);
 
@@ -225,7 +231,7 @@ describe('chaos drills: process faults', () => {
     expect(report.measured.rpoSeconds).toBe(0);
     const after = jobProgress(config, 'train');
     expect(after.runId).not.toBe(before.runId);
-    expect(after.startStep!).toBeGreaterThanOrEqual(40);
+    expect(after.startStep!).toBeGreaterThanOrEqual(100);
     await expectPlatformBack(report);
   }, 900_000);
 
