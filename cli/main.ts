@@ -34,6 +34,8 @@ import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
 import { registerDrillCommands } from './drill';
 import { startSupervisedWorker } from '../workers/supervised';
+import { addDrillReportCommand } from './drill-report';
+import { registerDemoCommand } from './demo';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -145,8 +147,8 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('demo')
-    .description('the main job for now: bring the stack up, run the smoke workflow (write an object, read it back, compare), print the result')
+    .command('smoke')
+    .description('bring the stack up and run the smoke workflow (write an object, read it back, compare), print the result')
     .option('--json', 'machine-readable output')
     .option('--size <bytes>', 'size of the smoke object', (v) => {
       const n = Number(v);
@@ -192,7 +194,8 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
-  registerDrillCommands(program);
+  registerDemoCommand(program);
+  addDrillReportCommand(registerDrillCommands(program));
 
   return program;
 }
