@@ -6,8 +6,6 @@
  * orchestrator: a drill that crashes the orchestrator keeps running.
  * Only ids, times, counts and short texts cross into the workflow.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { UserError } from '../config/errors';
@@ -21,7 +19,10 @@ import type { Logger } from '../logging/logger';
 import { assetConfig, type TenantRepositories } from '../tenancy/repositories';
 import { supervisedWorker } from '../workers/supervised';
 import type { FaultContext, InjectedFault, RevertedFault } from '../drills/fault';
-import { drillDir, faultInjector, faultStateDir, missingInjectors } from '../drills/faults';
+import { faultInjector, faultStateDir, missingInjectors } from '../drills/faults';
+import { writeDrillReport } from '../drills/report-files';
+import { resolveFromRoot } from '../config/root';
+import { workflowUiLink } from '../cli/runs';
 import { FaultNotApplicable } from '../drills/faults/state';
 import { buildDrillReport, emptyObservation, type DrillObservation, type MeasureInput } from '../drills/measure';
 import type { DrillReport } from '../drills/report';
@@ -284,13 +285,10 @@ function nodeOf(spec: FaultSpec): string | undefined {
   return 'node' in spec ? spec.node : undefined;
 }
 
-/** The JSON report, and the HTML page when this build has the renderer (drills/report-html.ts). */
+/** report.json and the self-contained report.html under `<dataDir>/drills/<id>/`; each workflow with its Temporal UI link. */
 async function writeReportFiles(config: LoadedConfig, report: DrillReport): Promise<{ jsonPath: string; htmlPath: string | null }> {
-  const dir = drillDir(config, report.id);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const jsonPath = join(dir, 'report.json');
-  writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n', { mode: 0o600 });
-  return { jsonPath, htmlPath: null };
+  const withLinks: DrillReport = { ...report, workflows: report.workflows.map((w) => ({ ...w, ...(workflowUiLink(config, w.workflowId) ? { url: workflowUiLink(config, w.workflowId)! } : {}) })) };
+  return writeDrillReport(resolveFromRoot(config.devstack.dataDir, config.source.root), withLinks);
 }
 
 async function query<T>(client: Client, workflowId: string, name: string): Promise<T | undefined> {

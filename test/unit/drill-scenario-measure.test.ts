@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { formatDrillSummary } from '../../cli/drill';
+import { formatDrillRunResult } from '../../cli/drill';
 import { configFromObject } from '../../config/load';
 import { FAULT_INJECTORS, faultId, missingInjectors } from '../../drills/faults';
 import { buildDrillReport, emptyObservation, evaluateObjectives, measureRpo, measureRto, type DrillObservation, type MeasureInput } from '../../drills/measure';
@@ -164,7 +164,7 @@ describe('measuring a drill', () => {
 
   it('the CLI summary shows the verdict, RTO/RPO against the objectives and the report path', () => {
     const r = buildDrillReport(input({ objectives: { rto: '1s', rtoMs: 1000, expect: ['training-resumes'] } }));
-    const text = formatDrillSummary({
+    const text = formatDrillRunResult({
       id: r.id,
       verdict: r.verdict,
       aborted: false,
