@@ -302,6 +302,7 @@ async function query<T>(client: Client, workflowId: string, name: string): Promi
 
 async function observeOnce(client: Client, input: ObserveInput, o: DrillObservation, since: number, logger: Logger): Promise<void> {
   const now = () => new Date().toISOString();
+  if (o.incidentClosedAt) return;
   if (!o.incidentId || !o.detectedAt) {
     const health = await query<NodeHealthView>(client, nodeHealthId(input.node), 'health');
     if (health) {

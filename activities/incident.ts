@@ -56,6 +56,8 @@ export interface ContainInput {
   /** quarantine this snapshot (integrity failure) */
   corruptSnapshot?: string;
   reason: string;
+  /** the incident's run id: its hold id when the incident id was used (and its holds released) before */
+  generation?: string;
 }
 
 /** The hold / mark id an incident uses on every snapshot (≤ 64 characters, stable per incident). */
@@ -68,6 +70,34 @@ const NOTICE_TIMEOUT_MS = 10_000;
 export function createIncidentActivities(deps: IncidentActivityDeps) {
   const { config } = deps;
   const repoOf = (asset: string) => deps.repositories.repository(assetConfig(config, asset).tenant);
+
+  /** Holds every snapshot of the assets under `id` and quarantines the suspect ones. */
+  const contain = async (input: ContainInput, id: string): Promise<ContainedAsset[]> => {
+    const by = input.incidentId;
+    const out: ContainedAsset[] = [];
+    for (const asset of input.assets) {
+      const repo = await repoOf(asset);
+      const snapshots = await repo.listSnapshots({ asset });
+      const suspects = new Set<string>();
+      if (input.compromisedAt) for (const s of suspectSnapshots(snapshots, input.compromisedAt)) suspects.add(s.id);
+      if (input.corruptSnapshot) for (const s of snapshots) if (s.id.startsWith(input.corruptSnapshot)) suspects.add(s.id);
+      const held: string[] = [];
+      for (const s of snapshots) {
+        await placeHold(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
+        held.push(s.id);
+        Context.current().heartbeat();
+      }
+      const quarantined: string[] = [];
+      for (const s of snapshots) {
+        if (!suspects.has(s.id)) continue;
+        await quarantine(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
+        quarantined.push(s.id);
+      }
+      const last = await lastVerifiedSnapshot(repo, asset);
+      out.push({ asset, tenant: assetConfig(config, asset).tenant, held, quarantined, restorePoint: last ? { snapshot: last.id, time: last.time } : null, mark: id });
+    }
+    return out;
+  };
 
   return {
     async planIncident(input: PlanIncidentInput): Promise<IncidentPlan> {
@@ -96,38 +126,21 @@ export function createIncidentActivities(deps: IncidentActivityDeps) {
      */
     async containIncident(input: ContainInput): Promise<ContainedAsset[]> {
       return permanentFailures(async () => {
-        const id = incidentMarkId(input.incidentId);
-        const by = input.incidentId;
-        const out: ContainedAsset[] = [];
-        for (const asset of input.assets) {
-          const repo = await repoOf(asset);
-          const snapshots = await repo.listSnapshots({ asset });
-          const suspects = new Set<string>();
-          if (input.compromisedAt) for (const s of suspectSnapshots(snapshots, input.compromisedAt)) suspects.add(s.id);
-          if (input.corruptSnapshot) for (const s of snapshots) if (s.id.startsWith(input.corruptSnapshot)) suspects.add(s.id);
-          const held: string[] = [];
-          for (const s of snapshots) {
-            await placeHold(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
-            held.push(s.id);
-            Context.current().heartbeat();
-          }
-          const quarantined: string[] = [];
-          for (const s of snapshots) {
-            if (!suspects.has(s.id)) continue;
-            await quarantine(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
-            quarantined.push(s.id);
-          }
-          const last = await lastVerifiedSnapshot(repo, asset);
-          out.push({ asset, tenant: assetConfig(config, asset).tenant, held, quarantined, restorePoint: last ? { snapshot: last.id, time: last.time } : null });
+        try {
+          return await contain(input, incidentMarkId(input.incidentId));
+        } catch (err) {
+          // the same incident id opened again (a node lost a second time): its first holds were
+          // released, and a released hold id is never reused — this run holds under its own id
+          if (!input.generation || !/was released; use a new id/.test((err as Error).message)) throw err;
+          return await contain(input, incidentMarkId(`${input.incidentId}@${input.generation}`));
         }
-        return out;
       });
     },
 
     /** Releases the incident's holds (quarantine marks stay: suspect data remains evidence). Returns how many were released. */
-    async releaseIncidentHolds(input: { incidentId: string; assets: string[]; reason: string }): Promise<number> {
+    async releaseIncidentHolds(input: { incidentId: string; assets: string[]; reason: string; markId?: string }): Promise<number> {
       return permanentFailures(async () => {
-        const id = incidentMarkId(input.incidentId);
+        const id = input.markId ?? incidentMarkId(input.incidentId);
         let released = 0;
         const tenants = new Set(input.assets.map((a) => assetConfig(config, a).tenant));
         for (const tenant of tenants) {

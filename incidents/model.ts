@@ -132,6 +132,8 @@ export interface ContainedAsset {
   quarantined: string[];
   /** newest verified, unquarantined snapshot after containment: the restore point */
   restorePoint: { snapshot: string; time: string } | null;
+  /** the hold / quarantine mark id this incident used */
+  mark?: string;
 }
 
 export interface IncidentSummary {

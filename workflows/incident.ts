@@ -186,7 +186,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     view.status = outcome;
     await CancellationScope.nonCancellable(async () => {
       if (view.contained.some((c) => c.held.length > 0)) {
-        holdsReleased = await acts.releaseIncidentHolds({ incidentId: id, assets: view.contained.map((c) => c.asset), reason: `incident ${outcome}` });
+        holdsReleased = await acts.releaseIncidentHolds({ incidentId: id, assets: view.contained.map((c) => c.asset), reason: `incident ${outcome}`, markId: view.contained.find((c) => c.mark)?.mark });
         record('lifeline', 'holds-released', `${holdsReleased} hold(s); quarantine marks stay as evidence`);
       }
       view.closedAt = now();
@@ -212,6 +212,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
         compromisedAt: trigger.compromisedAt,
         corruptSnapshot: trigger.snapshot,
         reason,
+        generation: workflowInfo().runId,
       });
       for (const c of view.contained) {
         record('lifeline', 'hold-placed', `asset ${c.asset}: ${c.held.length} snapshot(s) held`);

@@ -165,7 +165,7 @@ describe('incident response', () => {
     expect((await listHolds(fresh)).filter((h) => h.id === mark).map((h) => h.snapshotId).sort()).toEqual(snaps.map((s) => s.id).sort());
     expect((await listQuarantined(fresh)).filter((m) => m.id === mark).map((m) => m.snapshotId).sort()).toEqual([snaps[1]!.id, snaps[2]!.id].sort());
     expect((await lastVerifiedSnapshot(fresh, asset))!.id).toBe(snaps[0]!.id);
-    expect(v.contained).toEqual([{ asset, tenant: 'acme', held: snaps.map((s) => s.id), quarantined: [snaps[1]!.id, snaps[2]!.id], restorePoint: { snapshot: snaps[0]!.id, time: snaps[0]!.time } }]);
+    expect(v.contained).toEqual([{ asset, tenant: 'acme', held: snaps.map((s) => s.id), quarantined: [snaps[1]!.id, snaps[2]!.id], restorePoint: { snapshot: snaps[0]!.id, time: snaps[0]!.time }, mark }]);
     const actions = v.timeline.map((e) => e.action);
     expect(actions.slice(0, 5)).toEqual(['opened', 'planned', 'hold-placed', 'quarantined', 'restore-point']);
     expect(v.timeline[0]).toMatchObject({ actor: 'http-test', detail: 'suspected-compromise: model extraction pattern (source ids:inference-attack-detector)' });
