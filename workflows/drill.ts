@@ -37,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createDrillActivities, DrillPlan, DrillSummary } from '../activities/drill';
-import type { DrillObservation } from '../drills/measure';
+import { emptyObservation, type DrillObservation } from '../drills/measure';
 import type { DrillFaultRecord, DrillWorkflowLink } from '../drills/report';
 import type { Expectation, Scenario } from '../drills/scenario';
 import { ORCHESTRATOR_TASK_QUEUE } from './task-queues';
@@ -64,19 +64,6 @@ type DrillActivities = ReturnType<typeof createDrillActivities>;
 const acts = proxyActivities<DrillActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
-const emptyObservation = (): DrillObservation => ({
-  detectedAt: null,
-  detectedBy: null,
-  incidentId: null,
-  incidentOpenedAt: null,
-  incidentStatus: null,
-  incidentClosedAt: null,
-  approvals: [],
-  recovery: null,
-  trainingResumedAt: null,
-  recoveryStartedAt: null,
-  errors: [],
 });
 
 export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillSummary> {
