@@ -66,6 +66,8 @@ export interface ObserveInput {
   /** stop once recovery has started, or once the incident is closed */
   until: 'recovery-started' | 'closed';
   timeoutSeconds: number;
+  /** return after this long even when not there yet, so the workflow's progress query stays current */
+  sliceSeconds?: number;
   /** an incident the drill opened itself (the ransomware drill plays the detector) */
   incidentId?: string;
   prior?: DrillObservation;
@@ -198,6 +200,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       const o: DrillObservation = structuredClone(input.prior ?? emptyObservation());
       if (input.incidentId) o.incidentId = input.incidentId;
       const deadline = Date.now() + input.timeoutSeconds * 1000;
+      const sliceEnd = input.sliceSeconds ? Date.now() + input.sliceSeconds * 1000 : Infinity;
       const since = Date.parse(input.since);
       for (;;) {
         ctx.heartbeat({ incident: o.incidentId, status: o.incidentStatus });
@@ -208,6 +211,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
           o.errors.push(`timed out after ${input.timeoutSeconds} s waiting for ${input.until === 'closed' ? 'the incident to close' : 'the recovery to start'} (${o.incidentId ? `incident ${o.incidentId} is ${o.incidentStatus}` : 'no incident opened'})`);
           return o;
         }
+        if (Date.now() > sliceEnd) return o;
         await ctx.sleep(POLL_MS);
       }
     },

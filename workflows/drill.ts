@@ -59,6 +59,9 @@ export const drillProgressQuery = defineQuery<DrillProgress>('progress');
 
 export const DrillFailed = 'DrillFailed';
 
+/** How long one observation activity runs before reporting back (keeps `progress` current; ~3 history events each). */
+const OBSERVE_SLICE_SECONDS = 10;
+
 type DrillActivities = ReturnType<typeof createDrillActivities>;
 
 const acts = proxyActivities<DrillActivities>({
@@ -157,10 +160,14 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       // ---- 4. observe (and crash the orchestrator once recovery runs) ----------------------------
       progress.step = 'observe';
       const since = records.map((r) => r.injectedAt).filter((t): t is string => t !== null).sort()[0] ?? startedAt;
+      // in slices, so the progress query follows the incident
       const observe = async (until: 'recovery-started' | 'closed') => {
-        obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), incidentId: compromiseIncident, prior: obs });
-        progress.incident = obs.incidentId;
-        progress.incidentStatus = obs.incidentStatus;
+        for (;;) {
+          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, prior: obs });
+          progress.incident = obs.incidentId;
+          progress.incidentStatus = obs.incidentStatus;
+          if (obs.incidentClosedAt || (until === 'recovery-started' && obs.recoveryStartedAt) || Date.now() >= deadline || obs.errors.some((e) => e.startsWith('timed out'))) return;
+        }
       };
       for (const f of duringRecovery) {
         await observe('recovery-started');
