@@ -18,6 +18,8 @@ import type { Logger } from '../logging/logger';
 import { assetConfig, type TenantRepositories } from '../tenancy/repositories';
 import { jobProgress } from '../training/jobs';
 import { permanentFailures } from './engine-failures';
+import { InputError } from '../engine/errors';
+import type { Repository } from '../engine/repository';
 
 export interface IncidentActivityDeps {
   config: LoadedConfig;
@@ -50,19 +52,34 @@ export interface IncidentPlan {
 
 export interface ContainInput {
   incidentId: string;
+  /** the incident's run: a reopened incident (same id, new run) cannot reuse the hold id its earlier run released */
+  runId?: string;
   assets: string[];
   /** quarantine snapshots taken after this time */
   compromisedAt?: string;
   /** quarantine this snapshot (integrity failure) */
   corruptSnapshot?: string;
   reason: string;
-  /** the incident's run id: its hold id when the incident id was used (and its holds released) before */
-  generation?: string;
 }
 
-/** The hold / mark id an incident uses on every snapshot (≤ 64 characters, stable per incident). */
-export function incidentMarkId(incidentId: string): string {
-  return `incident-${createHash('sha256').update(incidentId).digest('hex').slice(0, 24)}`;
+/**
+ * The hold / mark id an incident uses on every snapshot (≤ 64 characters, stable per incident).
+ * With `runId`: the id a later run of the same incident id uses where the first id's hold was
+ * already released (released hold ids cannot be placed again).
+ */
+export function incidentMarkId(incidentId: string, runId?: string): string {
+  return `incident-${createHash('sha256').update(runId ? `${incidentId}/${runId}` : incidentId).digest('hex').slice(0, 24)}`;
+}
+
+/** Places the incident's hold, under the per-run id when an earlier run of the same incident released the usual one. */
+async function placeIncidentHold(repo: Repository, input: { snapshotId: string; incidentId: string; runId?: string; reason: string }): Promise<void> {
+  const hold = (id: string) => placeHold(repo, { snapshotId: input.snapshotId, id, reason: input.reason, by: input.incidentId });
+  try {
+    await hold(incidentMarkId(input.incidentId));
+  } catch (err) {
+    if (!(err instanceof InputError && /was released/.test(err.message) && input.runId)) throw err;
+    await hold(incidentMarkId(input.incidentId, input.runId));
+  }
 }
 
 const NOTICE_TIMEOUT_MS = 10_000;
@@ -70,34 +87,6 @@ const NOTICE_TIMEOUT_MS = 10_000;
 export function createIncidentActivities(deps: IncidentActivityDeps) {
   const { config } = deps;
   const repoOf = (asset: string) => deps.repositories.repository(assetConfig(config, asset).tenant);
-
-  /** Holds every snapshot of the assets under `id` and quarantines the suspect ones. */
-  const contain = async (input: ContainInput, id: string): Promise<ContainedAsset[]> => {
-    const by = input.incidentId;
-    const out: ContainedAsset[] = [];
-    for (const asset of input.assets) {
-      const repo = await repoOf(asset);
-      const snapshots = await repo.listSnapshots({ asset });
-      const suspects = new Set<string>();
-      if (input.compromisedAt) for (const s of suspectSnapshots(snapshots, input.compromisedAt)) suspects.add(s.id);
-      if (input.corruptSnapshot) for (const s of snapshots) if (s.id.startsWith(input.corruptSnapshot)) suspects.add(s.id);
-      const held: string[] = [];
-      for (const s of snapshots) {
-        await placeHold(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
-        held.push(s.id);
-        Context.current().heartbeat();
-      }
-      const quarantined: string[] = [];
-      for (const s of snapshots) {
-        if (!suspects.has(s.id)) continue;
-        await quarantine(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
-        quarantined.push(s.id);
-      }
-      const last = await lastVerifiedSnapshot(repo, asset);
-      out.push({ asset, tenant: assetConfig(config, asset).tenant, held, quarantined, restorePoint: last ? { snapshot: last.id, time: last.time } : null, mark: id });
-    }
-    return out;
-  };
 
   return {
     async planIncident(input: PlanIncidentInput): Promise<IncidentPlan> {
@@ -126,28 +115,45 @@ export function createIncidentActivities(deps: IncidentActivityDeps) {
      */
     async containIncident(input: ContainInput): Promise<ContainedAsset[]> {
       return permanentFailures(async () => {
-        try {
-          return await contain(input, incidentMarkId(input.incidentId));
-        } catch (err) {
-          // the same incident id opened again (a node lost a second time): its first holds were
-          // released, and a released hold id is never reused — this run holds under its own id
-          if (!input.generation || !/was released; use a new id/.test((err as Error).message)) throw err;
-          return await contain(input, incidentMarkId(`${input.incidentId}@${input.generation}`));
+        const id = incidentMarkId(input.incidentId);
+        const by = input.incidentId;
+        const out: ContainedAsset[] = [];
+        for (const asset of input.assets) {
+          const repo = await repoOf(asset);
+          const snapshots = await repo.listSnapshots({ asset });
+          const suspects = new Set<string>();
+          if (input.compromisedAt) for (const s of suspectSnapshots(snapshots, input.compromisedAt)) suspects.add(s.id);
+          if (input.corruptSnapshot) for (const s of snapshots) if (s.id.startsWith(input.corruptSnapshot)) suspects.add(s.id);
+          const held: string[] = [];
+          for (const s of snapshots) {
+            await placeIncidentHold(repo, { snapshotId: s.id, incidentId: input.incidentId, runId: input.runId, reason: `incident ${input.incidentId}: ${input.reason}` });
+            held.push(s.id);
+            Context.current().heartbeat();
+          }
+          const quarantined: string[] = [];
+          for (const s of snapshots) {
+            if (!suspects.has(s.id)) continue;
+            await quarantine(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
+            quarantined.push(s.id);
+          }
+          const last = await lastVerifiedSnapshot(repo, asset);
+          out.push({ asset, tenant: assetConfig(config, asset).tenant, held, quarantined, restorePoint: last ? { snapshot: last.id, time: last.time } : null });
         }
+        return out;
       });
     },
 
     /** Releases the incident's holds (quarantine marks stay: suspect data remains evidence). Returns how many were released. */
-    async releaseIncidentHolds(input: { incidentId: string; assets: string[]; reason: string; markId?: string }): Promise<number> {
+    async releaseIncidentHolds(input: { incidentId: string; runId?: string; assets: string[]; reason: string }): Promise<number> {
       return permanentFailures(async () => {
-        const id = input.markId ?? incidentMarkId(input.incidentId);
+        const ids = new Set([incidentMarkId(input.incidentId), ...(input.runId ? [incidentMarkId(input.incidentId, input.runId)] : [])]);
         let released = 0;
         const tenants = new Set(input.assets.map((a) => assetConfig(config, a).tenant));
         for (const tenant of tenants) {
           const repo = await deps.repositories.repository(tenant);
           for (const h of await listHolds(repo)) {
-            if (h.id !== id) continue;
-            await releaseHold(repo, { snapshotId: h.snapshotId, id, reason: input.reason, by: input.incidentId });
+            if (!ids.has(h.id)) continue;
+            await releaseHold(repo, { snapshotId: h.snapshotId, id: h.id, reason: input.reason, by: input.incidentId });
             released++;
           }
         }
