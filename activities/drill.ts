@@ -307,33 +307,32 @@ async function query<T>(client: Client, workflowId: string, name: string): Promi
 async function observeOnce(client: Client, input: ObserveInput, o: DrillObservation, since: number, logger: Logger): Promise<void> {
   const now = () => new Date().toISOString();
   if (o.incidentClosedAt) return;
-  if (!o.incidentId || !o.detectedAt) {
+  if (input.incidentId) {
+    // the drill reported the compromise itself (it plays the external detector)
+    o.incidentId = input.incidentId;
+    o.detectedBy = `drill:${input.drillId} (plays the external detector)`;
+  } else if (!o.incidentId) {
     const health = await query<NodeHealthView>(client, nodeHealthId(input.node), 'health');
-    if (health) {
-      const jobIncident = health.jobIncidents?.find((j) => !o.incidentId || j.incident === o.incidentId);
-      if (health.state === 'lost' && health.incident) {
-        o.detectedAt ??= now();
-        o.detectedBy ??= `node health: node ${input.node} lost`;
-        o.incidentId ??= health.incident;
-      } else if (jobIncident && !o.incidentId) {
-        o.detectedAt ??= now();
-        o.detectedBy ??= `job watchdog: training job ${jobIncident.job} died`;
-        o.incidentId = jobIncident.incident;
-      }
-    }
-    if (input.incidentId && !o.detectedAt) {
-      o.detectedAt = now();
-      o.detectedBy = `drill:${input.drillId} (plays the external detector)`;
+    const jobIncident = health?.jobIncidents?.find((j) => Date.parse(j.at) >= since - 1000);
+    if (health?.state === 'lost' && health.incident) {
+      o.incidentId = health.incident;
+      o.detectedBy = `node health: node ${input.node} lost`;
+    } else if (jobIncident) {
+      o.incidentId = jobIncident.incident;
+      o.detectedBy = `job watchdog: training job ${jobIncident.job} died`;
     }
   }
   if (!o.incidentId) return;
   const view = await query<IncidentView>(client, o.incidentId, 'incident');
   if (!view) return;
   if (Date.parse(view.openedAt) < since - 1000) {
-    // an older incident about the same subject (a node-lost id is reused): not this drill's
-    if (view.closedAt) o.incidentId = input.incidentId ?? null;
+    // an older incident about the same subject (a node-lost id is reused, health not updated yet): not this drill's
+    o.incidentId = null;
+    o.detectedBy = null;
     return;
   }
+  // detected: the detector opened this incident for the drill's fault (node health, the job watchdog, the drill itself)
+  o.detectedAt ??= view.openedAt;
   o.incidentOpenedAt = view.openedAt;
   o.incidentStatus = view.status;
   for (const [step, d] of Object.entries(view.decisions)) {

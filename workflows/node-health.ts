@@ -35,7 +35,7 @@ export interface NodeHealthView {
   incident: string | null;
   probes: number;
   /** incidents opened by the job watchdog (the newest few) */
-  jobIncidents: Array<{ job: string; runId: string; incident: string }>;
+  jobIncidents: Array<{ job: string; runId: string; incident: string; at: string }>;
 }
 
 export const nodeHealthQuery = defineQuery<NodeHealthView>('health');
@@ -83,7 +83,7 @@ export async function nodeHealthWorkflow(input: NodeHealthInput): Promise<void> 
         const incident = await acts.reportJobDied({ node: input.node, job: d.job, runId: d.runId, step: d.step, detectedAt: r.time, reporter: workflowInfo().workflowId });
         reportedRuns.push(d.runId);
         if (reportedRuns.length > 20) reportedRuns.shift();
-        view.jobIncidents.push({ job: d.job, runId: d.runId, incident });
+        view.jobIncidents.push({ job: d.job, runId: d.runId, incident, at: r.time });
         if (view.jobIncidents.length > 20) view.jobIncidents.shift();
       }
     } catch (err) {
