@@ -13,6 +13,8 @@ export interface ResolvedStorage {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** true when this is the embedded MinIO of the devstack. */
   embedded: boolean;
+  /** where requests go instead of `endpoint` right now (a drill's fault proxy; drills/storage-route.ts), asked per request */
+  route?: () => string | undefined;
 }
 
 /**

@@ -18,6 +18,7 @@ import { createS3Client } from '../activities/s3';
 import { installIncidentHook } from '../activities/incident-hook';
 import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { temporalTarget } from './temporal';
+import { storageRouteFile, storageRouteResolver } from '../drills/storage-route';
 
 export type WorkerRole = 'orchestrator' | 'node-agent';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent'];
@@ -60,7 +61,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const { config, role, logger } = opts;
   installTemporalLogging(logger);
   const taskQueue = opts.taskQueue ?? roleTaskQueue(role, opts.nodeId);
-  const storage = opts.storage ?? resolveStorage(config);
+  // A network drill can route this worker's S3 traffic through its fault proxy while the fault lasts.
+  const storage = { ...(opts.storage ?? resolveStorage(config)), route: storageRouteResolver(storageRouteFile(config), { nodeId: opts.nodeId }) };
   const target = temporalTarget(config);
   const s3 = createS3Client(storage);
   const connection = await NativeConnection.connect({ address: target.address });
