@@ -1,4 +1,5 @@
 import { readMinioCredentials, stackLayout, stackSettings, minioEndpoint } from '../devstack/layout';
+import { processStorageRoute } from '../drills/storage-route';
 import { UserError } from './errors';
 import type { LoadedConfig } from './load';
 import { readSecret } from './secrets';
@@ -38,6 +39,7 @@ export function resolveStorage(config: LoadedConfig, env: NodeJS.ProcessEnv = pr
         secretAccessKey: readSecret(c.secretAccessKey, { source, path: 'storage.credentials.secretAccessKey', env, root: config.source.root }),
       },
       embedded: false,
+      route: processStorageRoute(config),
     };
   }
   const settings = stackSettings(config);
@@ -52,6 +54,7 @@ export function resolveStorage(config: LoadedConfig, env: NodeJS.ProcessEnv = pr
     forcePathStyle: s.forcePathStyle,
     credentials: creds,
     embedded: true,
+    route: processStorageRoute(config),
   };
 }
 

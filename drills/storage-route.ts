@@ -49,31 +49,56 @@ export function removeStorageRoute(file: string): void {
 /** How long a worker trusts what it read before looking at the route file again. */
 const RECHECK_MS = 250;
 
+/** Which routes a process follows: those for every worker, and those naming a node it is the agent of. */
+export interface RouteScope {
+  nodes: ReadonlySet<string>;
+}
+
 /**
- * The endpoint a worker's S3 requests go to right now: the proxy while a route
- * covers this worker (`nodeId` = the node agent's node; orchestrator and drill
- * workers have none and follow only routes for every worker), else undefined
- * (the configured endpoint).
+ * The endpoint S3 requests go to right now: the proxy while a route covers the
+ * scope, else undefined (the configured endpoint). Reads the file at most every
+ * 250 ms, and only when it changed.
  */
-export function storageRouteResolver(file: string, scope: { nodeId?: string }): () => string | undefined {
+export function storageRouteResolver(file: string, scope: RouteScope): () => string | undefined {
   let checkedAt = -Infinity;
   let seen = '';
-  let current: string | undefined;
+  let route: StorageRoute | null = null;
   return () => {
     const now = performance.now();
-    if (now - checkedAt < RECHECK_MS) return current;
-    checkedAt = now;
-    let stamp = '';
-    try {
-      const st = statSync(file);
-      stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
-    } catch {
-      stamp = '';
+    if (now - checkedAt >= RECHECK_MS) {
+      checkedAt = now;
+      let stamp = '';
+      try {
+        const st = statSync(file);
+        stamp = `${st.mtimeMs}:${st.size}:${st.ino}`;
+      } catch {
+        stamp = '';
+      }
+      if (stamp !== seen) {
+        seen = stamp;
+        route = stamp ? readStorageRoute(file) : null;
+      }
     }
-    if (stamp === seen) return current;
-    seen = stamp;
-    const route = stamp ? readStorageRoute(file) : null;
-    current = route && (route.nodes === null || (scope.nodeId !== undefined && route.nodes.includes(scope.nodeId))) ? route.endpoint : undefined;
-    return current;
+    // The scope is read each time: a process may become a node's agent after its first request.
+    return route && (route.nodes === null || route.nodes.some((n) => scope.nodes.has(n))) ? route.endpoint : undefined;
   };
+}
+
+// Only Lifeline workers follow drill routes; CLI commands and the injectors themselves talk to storage directly.
+const followed = { on: false, nodes: new Set<string>() };
+const resolvers = new Map<string, () => string | undefined>();
+
+/** Called by every worker at start (node agents with their node): storage resolved in this process from now on follows drill routes. */
+export function followStorageRoutes(scope: { nodeId?: string }): void {
+  followed.on = true;
+  if (scope.nodeId) followed.nodes.add(scope.nodeId);
+}
+
+/** The route of storage resolved in this process (see `resolveStorage`), or undefined when this process follows none. */
+export function processStorageRoute(config: LoadedConfig): (() => string | undefined) | undefined {
+  if (!followed.on) return undefined;
+  const file = storageRouteFile(config);
+  let r = resolvers.get(file);
+  if (!r) resolvers.set(file, (r = storageRouteResolver(file, followed)));
+  return r;
 }

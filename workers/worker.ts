@@ -18,7 +18,7 @@ import { createS3Client } from '../activities/s3';
 import { installIncidentHook } from '../activities/incident-hook';
 import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { temporalTarget } from './temporal';
-import { storageRouteFile, storageRouteResolver } from '../drills/storage-route';
+import { followStorageRoutes, processStorageRoute } from '../drills/storage-route';
 
 export type WorkerRole = 'orchestrator' | 'node-agent';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent'];
@@ -62,7 +62,9 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   installTemporalLogging(logger);
   const taskQueue = opts.taskQueue ?? roleTaskQueue(role, opts.nodeId);
   // A network drill can route this worker's S3 traffic through its fault proxy while the fault lasts.
-  const storage = { ...(opts.storage ?? resolveStorage(config)), route: storageRouteResolver(storageRouteFile(config), { nodeId: opts.nodeId }) };
+  followStorageRoutes({ nodeId: opts.nodeId });
+  const resolved = opts.storage ?? resolveStorage(config);
+  const storage = { ...resolved, route: resolved.route ?? processStorageRoute(config) };
   const target = temporalTarget(config);
   const s3 = createS3Client(storage);
   const connection = await NativeConnection.connect({ address: target.address });

@@ -16,6 +16,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { resolveStorage } from '../../config/storage';
 import { ObjectNotFoundError } from '../../engine/backend/object-store';
 import { keys, type Repository } from '../../engine/repository';
 import { TenantRepositories, assetConfig } from '../../tenancy/repositories';
@@ -112,7 +113,7 @@ function details(st: ObjectFaultState): Record<string, string | number | boolean
 function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSpec> {
   const open = (ctx: FaultContext, tenant: string) => {
     // Direct to storage (never through a drill's proxy): the injector must reach the store to revert.
-    const repos = new TenantRepositories(ctx.config);
+    const repos = new TenantRepositories(ctx.config, { ...resolveStorage(ctx.config), route: undefined });
     return { repos, repo: repos.repository(tenant), store: repos.store(tenant) };
   };
 

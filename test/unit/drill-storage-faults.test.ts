@@ -69,9 +69,9 @@ describe('storage route', () => {
   const wait = () => new Promise((r) => setTimeout(r, 300));
 
   it('routes the named node agent only, then every worker, and nothing once removed', async () => {
-    const agent = storageRouteResolver(file, { nodeId: 'n1' });
-    const other = storageRouteResolver(file, { nodeId: 'n2' });
-    const orchestrator = storageRouteResolver(file, {});
+    const agent = storageRouteResolver(file, { nodes: new Set(['n1']) });
+    const other = storageRouteResolver(file, { nodes: new Set(['n2']) });
+    const orchestrator = storageRouteResolver(file, { nodes: new Set() });
     expect([agent(), other(), orchestrator()]).toEqual([undefined, undefined, undefined]);
 
     writeStorageRoute(file, { drillId: 'd', faultId: 'f0', endpoint: 'http://127.0.0.1:4000', nodes: ['n1'], since: new Date().toISOString() });
