@@ -73,7 +73,7 @@ export const storageOutageFault: FaultInjector<OutageSpec> = {
     ctx.progress?.('starting the embedded MinIO again');
     const t0 = Date.now();
     // Idempotent: reuses a MinIO that is already back (started by a previous attempt or by hand).
-    const [result] = await up(minioOnly(ctx.config), { healthTimeoutMs: 180_000, log: (m) => ctx.progress?.(m) });
+    const result = (await up(minioOnly(ctx.config), { healthTimeoutMs: 180_000, log: (m) => ctx.progress?.(m) })).find((r) => r.service === 'minio');
     const done: OutageState = { ...st, phase: 'reverted', revertedAt: now(), restartSeconds: Math.round((Date.now() - t0) / 100) / 10 };
     writeFaultState(ctx.stateDir, done);
     ctx.logger.info({ drill: ctx.drillId, faultId, endpoint: st.endpoint, pid: result?.pid, state: result?.state }, 'fault reverted: embedded MinIO running again');
