@@ -21,7 +21,7 @@ import type { FaultContext, FaultInjector, InjectedFault, RevertedFault } from '
 import type { ProxyFaults, ProxyStats } from '../fault-proxy';
 import { byteSize, type FaultSpec } from '../scenario';
 import { readStorageRoute, removeStorageRoute, storageRouteFile, writeStorageRoute } from '../storage-route';
-import { FaultSetupError, readFaultState, writeFaultState } from './fault-state';
+import { FaultNotApplicable, readFaultState, writeFaultState } from './state';
 import { networkFaultProblem, storageEndpoint } from './storage-problems';
 
 export { networkFaultProblem };
@@ -37,7 +37,8 @@ interface NetworkState {
   target: string;
   nodes: string[] | null;
   proxy?: { host: string; port: number };
-  injectedAt?: string;
+  /** when the fault was (or is about to be) injected */
+  injectedAt: string;
   revertedAt?: string;
 }
 
@@ -118,36 +119,36 @@ export const networkFault: FaultInjector<NetworkSpec> = {
 
   async inject(ctx, spec, faultId): Promise<InjectedFault> {
     const problem = networkFaultProblem(ctx.config);
-    if (problem) throw new FaultSetupError(problem);
+    if (problem) throw new FaultNotApplicable(problem);
     const routeFile = storageRouteFile(ctx.config);
-    let st = readFaultState<NetworkState>(ctx.stateDir);
-    if (st && st.faultId !== faultId) throw new FaultSetupError(`fault state ${ctx.stateDir} belongs to fault ${st.faultId}, not ${faultId}`);
-    if (st?.phase === 'reverted') throw new FaultSetupError(`fault ${faultId} was already injected and reverted; a new injection needs a new fault id`);
+    let st = readFaultState<NetworkState>(ctx);
+    if (st && st.faultId !== faultId) throw new FaultNotApplicable(`fault state ${ctx.stateDir} belongs to fault ${st.faultId}, not ${faultId}`);
+    if (st?.phase === 'reverted') throw new FaultNotApplicable(`fault ${faultId} was already injected and reverted; a new injection needs a new fault id`);
     const other = readStorageRoute(routeFile);
     if (other && !(other.drillId === ctx.drillId && other.faultId === faultId)) {
-      throw new FaultSetupError(`another network fault (drill ${other.drillId}, fault ${other.faultId}) routes storage traffic already; one at a time`);
+      throw new FaultNotApplicable(`another network fault (drill ${other.drillId}, fault ${other.faultId}) routes storage traffic already; one at a time`);
     }
     if (!st) {
       const url = new URL(storageEndpoint(ctx.config));
-      st = { faultId, drillId: ctx.drillId, phase: 'starting', target: `${url.hostname}:${url.port || '80'}`, nodes: spec.node ? [spec.node] : null };
+      st = { faultId, drillId: ctx.drillId, phase: 'starting', target: `${url.hostname}:${url.port || '80'}`, nodes: spec.node ? [spec.node] : null, injectedAt: new Date().toISOString() };
       // Recorded before the proxy starts: a revert after a crash stops it and removes the route.
-      writeFaultState(ctx.stateDir, st);
+      writeFaultState(ctx, st);
     }
     if (st.phase === 'starting') {
       ctx.progress?.('starting the fault proxy');
       const proxy = await startProxy(ctx, st, spec);
       st = { ...st, proxy: { host: proxy.host, port: proxy.port } };
-      writeFaultState(ctx.stateDir, st);
+      writeFaultState(ctx, st);
       writeStorageRoute(routeFile, { drillId: ctx.drillId, faultId, endpoint: `http://${proxy.host}:${proxy.port}`, nodes: st.nodes, since: new Date().toISOString() });
       st = { ...st, phase: 'injected', injectedAt: new Date().toISOString() };
-      writeFaultState(ctx.stateDir, st);
+      writeFaultState(ctx, st);
       ctx.logger.info({ drill: ctx.drillId, faultId, proxyPort: proxy.port, nodes: st.nodes, faults: proxyFaultsOf(spec) }, 'fault injected: storage traffic routed through the fault proxy');
     }
     return { faultId, kind: 'network', injectedAt: st.injectedAt!, detail: details(st, spec, proxyStats(ctx.stateDir)) };
   },
 
   async revert(ctx, spec, faultId): Promise<RevertedFault> {
-    const st = readFaultState<NetworkState>(ctx.stateDir);
+    const st = readFaultState<NetworkState>(ctx);
     const now = () => new Date().toISOString();
     if (!st || st.faultId !== faultId) return { faultId, reverted: false, revertedAt: now(), detail: {} };
     if (st.phase === 'reverted') return { faultId, reverted: false, revertedAt: st.revertedAt!, detail: details(st, spec, proxyStats(ctx.stateDir)) };
@@ -166,14 +167,14 @@ export const networkFault: FaultInjector<NetworkSpec> = {
       await waitFor(`nothing to listen on the fault proxy's port ${port}`, async () => !(await portInUse(host, port)), { timeoutMs: 15_000, intervalMs: 100 });
     }
     const done: NetworkState = { ...st, phase: 'reverted', revertedAt: now() };
-    writeFaultState(ctx.stateDir, done);
+    writeFaultState(ctx, done);
     const stats = proxyStats(ctx.stateDir);
     ctx.logger.info({ drill: ctx.drillId, faultId, ...stats }, 'fault reverted: fault proxy removed, storage traffic direct again');
     return { faultId, reverted: true, revertedAt: done.revertedAt!, detail: details(done, spec, stats) };
   },
 
   async active(ctx, _spec, faultId): Promise<boolean> {
-    const st = readFaultState<NetworkState>(ctx.stateDir);
+    const st = readFaultState<NetworkState>(ctx);
     if (!st || st.faultId !== faultId || st.phase === 'reverted') return false;
     const route = readStorageRoute(storageRouteFile(ctx.config));
     if (route && route.faultId === faultId && route.drillId === st.drillId) return true;

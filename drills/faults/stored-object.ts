@@ -22,7 +22,7 @@ import { keys, type Repository } from '../../engine/repository';
 import { TenantRepositories, assetConfig } from '../../tenancy/repositories';
 import type { FaultContext, FaultInjector, InjectedFault, RevertedFault } from '../fault';
 import type { FaultSpec } from '../scenario';
-import { FaultSetupError, readFaultState, writeFaultState } from './fault-state';
+import { FaultNotApplicable, readFaultState, writeFaultState } from './state';
 
 type ObjectFaultSpec = Extract<FaultSpec, { kind: 'corrupt-object' | 'delete-object' }>;
 type ObjectKind = ObjectFaultSpec['target']['object'];
@@ -43,7 +43,8 @@ interface ObjectFaultState {
   sha256: string;
   /** other snapshots of the asset that use the object too (0 for a pack only this snapshot uses) */
   sharedWith: number;
-  injectedAt?: string;
+  /** when the fault was (or is about to be) injected */
+  injectedAt: string;
   revertedAt?: string;
 }
 
@@ -67,19 +68,19 @@ async function dataPacks(repo: Repository, snapshotId: string): Promise<Set<stri
 async function pickObject(repo: Repository, asset: string, target: ObjectFaultSpec['target']): Promise<{ snapshotId: string; key: string; sharedWith: number }> {
   await repo.loadIndex();
   const snapshots = await repo.listSnapshots({ asset });
-  if (snapshots.length === 0) throw new FaultSetupError(`asset ${asset} has no snapshot to damage; back it up first`);
+  if (snapshots.length === 0) throw new FaultNotApplicable(`asset ${asset} has no snapshot to damage; back it up first`);
   let snapshotId: string;
   if (target.snapshot === 'newest') snapshotId = snapshots[snapshots.length - 1]!.id;
   else {
     snapshotId = await repo.resolveSnapshotId(target.snapshot).catch((e: Error) => {
-      throw new FaultSetupError(`target.snapshot: ${e.message}`);
+      throw new FaultNotApplicable(`target.snapshot: ${e.message}`);
     });
-    if (!snapshots.some((s) => s.id === snapshotId)) throw new FaultSetupError(`target.snapshot: snapshot ${snapshotId.slice(0, 12)} is not a snapshot of asset ${asset}`);
+    if (!snapshots.some((s) => s.id === snapshotId)) throw new FaultNotApplicable(`target.snapshot: snapshot ${snapshotId.slice(0, 12)} is not a snapshot of asset ${asset}`);
   }
   if (target.object === 'manifest') return { snapshotId, key: keys.snapshot(snapshotId), sharedWith: 0 };
 
   const mine = await dataPacks(repo, snapshotId);
-  if (mine.size === 0) throw new FaultSetupError(`snapshot ${snapshotId.slice(0, 12)} of asset ${asset} stores no file data; target its manifest instead (object: manifest)`);
+  if (mine.size === 0) throw new FaultNotApplicable(`snapshot ${snapshotId.slice(0, 12)} of asset ${asset} stores no file data; target its manifest instead (object: manifest)`);
   const usedBy = new Map<string, number>();
   for (const s of snapshots) {
     if (s.id === snapshotId) continue;
@@ -95,7 +96,7 @@ async function pickObject(repo: Repository, asset: string, target: ObjectFaultSp
       if (packs.includes(pack)) return { snapshotId, key: keys.index(indexId), sharedWith: usedBy.get(pack) ?? 0 };
     }
   }
-  throw new FaultSetupError(`no index object lists a pack of snapshot ${snapshotId.slice(0, 12)} of asset ${asset}`);
+  throw new FaultNotApplicable(`no index object lists a pack of snapshot ${snapshotId.slice(0, 12)} of asset ${asset}`);
 }
 
 function details(st: ObjectFaultState): Record<string, string | number | boolean> {
@@ -122,9 +123,9 @@ function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSp
     placement: () => ({ on: 'drill' }),
 
     async inject(ctx, spec, faultId): Promise<InjectedFault> {
-      let st = readFaultState<ObjectFaultState>(ctx.stateDir);
-      if (st && st.faultId !== faultId) throw new FaultSetupError(`fault state ${ctx.stateDir} belongs to fault ${st.faultId}, not ${faultId}`);
-      if (st?.phase === 'reverted') throw new FaultSetupError(`fault ${faultId} was already injected and reverted; a new injection needs a new fault id`);
+      let st = readFaultState<ObjectFaultState>(ctx);
+      if (st && st.faultId !== faultId) throw new FaultNotApplicable(`fault state ${ctx.stateDir} belongs to fault ${st.faultId}, not ${faultId}`);
+      if (st?.phase === 'reverted') throw new FaultNotApplicable(`fault ${faultId} was already injected and reverted; a new injection needs a new fault id`);
       const tenant = assetConfig(ctx.config, spec.target.asset).tenant;
       const { store, repo } = open(ctx, tenant);
       if (!st) {
@@ -133,7 +134,7 @@ function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSp
         const original = await store.get(picked.key);
         const sha256 = sha256Hex(original);
         const named = /^(data\/[0-9a-f]{2}|index)\/([0-9a-f]{64})$/.exec(picked.key)?.[2];
-        if (named && named !== sha256) throw new FaultSetupError(`${picked.key} does not match its name already (damaged before the drill); pick another snapshot`);
+        if (named && named !== sha256) throw new FaultNotApplicable(`${picked.key} does not match its name already (damaged before the drill); pick another snapshot`);
         mkdirSync(ctx.stateDir, { recursive: true, mode: 0o700 });
         writeFileSync(originalFile(ctx.stateDir), original, { mode: 0o600 });
         st = {
@@ -148,22 +149,23 @@ function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSp
           size: original.length,
           sha256,
           sharedWith: picked.sharedWith,
+          injectedAt: new Date().toISOString(),
         };
         // Saved before the object changes: a crash from here on can still be reverted.
-        writeFaultState(ctx.stateDir, st);
+        writeFaultState(ctx, st);
       }
       if (st.phase === 'saved') {
         if (kind === 'corrupt-object') await store.put(st.key, randomBytes(st.size));
         else await store.delete(st.key);
         st = { ...st, phase: 'injected', injectedAt: new Date().toISOString() };
-        writeFaultState(ctx.stateDir, st);
+        writeFaultState(ctx, st);
         ctx.logger.info({ drill: ctx.drillId, faultId, kind, asset: st.asset, snapshot: st.snapshotId, object: st.objectKind }, 'fault injected: stored object damaged');
       }
       return { faultId, kind, injectedAt: st.injectedAt!, detail: details(st) };
     },
 
     async revert(ctx, _spec, faultId): Promise<RevertedFault> {
-      const st = readFaultState<ObjectFaultState>(ctx.stateDir);
+      const st = readFaultState<ObjectFaultState>(ctx);
       const now = () => new Date().toISOString();
       if (!st || st.faultId !== faultId) return { faultId, reverted: false, revertedAt: now(), detail: {} };
       if (st.phase === 'reverted') return { faultId, reverted: false, revertedAt: st.revertedAt!, detail: details(st) };
@@ -174,14 +176,14 @@ function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSp
       const back = await store.get(st.key);
       if (sha256Hex(back) !== st.sha256) throw new Error(`${st.key} still differs from its original after it was put back`);
       const done: ObjectFaultState = { ...st, phase: 'reverted', revertedAt: now() };
-      writeFaultState(ctx.stateDir, done);
+      writeFaultState(ctx, done);
       rmSync(originalFile(ctx.stateDir), { force: true });
       ctx.logger.info({ drill: ctx.drillId, faultId, kind, asset: st.asset, snapshot: st.snapshotId, object: st.objectKind }, 'fault reverted: stored object restored');
       return { faultId, reverted: true, revertedAt: done.revertedAt!, detail: { ...details(done), sha256Verified: true } };
     },
 
     async active(ctx, _spec, faultId): Promise<boolean> {
-      const st = readFaultState<ObjectFaultState>(ctx.stateDir);
+      const st = readFaultState<ObjectFaultState>(ctx);
       if (!st || st.faultId !== faultId || st.phase === 'reverted') return false;
       const { store } = open(ctx, st.tenant);
       try {
@@ -194,5 +196,6 @@ function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSp
   };
 }
 
-export const corruptObjectFault = objectFault('corrupt-object');
-export const deleteObjectFault = objectFault('delete-object');
+// One implementation for both kinds; each export only ever sees specs of its own kind (the registry dispatches by kind).
+export const corruptObjectFault = objectFault('corrupt-object') as unknown as FaultInjector<Extract<FaultSpec, { kind: 'corrupt-object' }>>;
+export const deleteObjectFault = objectFault('delete-object') as unknown as FaultInjector<Extract<FaultSpec, { kind: 'delete-object' }>>;
