@@ -25,6 +25,13 @@ import { storageOutageFault } from '../../drills/faults/storage-outage';
 import type { FaultSpec } from '../../drills/scenario';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { faultContext, faultInChild } from '../support/faults';
+import type { DrillSummary } from '../../activities/drill';
+import { readDrillReport } from '../../drills/report-files';
+import { parseScenario } from '../../drills/scenario';
+import { nodeHealthId } from '../../incidents/watch';
+import { createBufferLogger } from '../../logging/logger';
+import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
+import { uniqueTaskQueue } from '../support/services';
 import { connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 
 const MiB = 1024 ** 2;
@@ -36,6 +43,9 @@ let client: Client;
 let connection: Connection | undefined;
 const workers: RunningWorker[] = [];
 const reverts: Array<() => Promise<unknown>> = [];
+let drillWorker: LifelineWorker | undefined;
+let drillDone: Promise<void> | undefined;
+const drillQueue = uniqueTaskQueue('drill-outage');
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'lifeline-drill-outage-'));
@@ -56,16 +66,23 @@ beforeAll(async () => {
   // The same installation as the embedded stack sees it: no storage.endpoint, the private MinIO's data folder and ports.
   const raw = parse(await readFile(env.configFile, 'utf8')) as Record<string, any>;
   raw.storage = { bucket: env.bucket };
+  raw.incident = { environment: 'staging', nodeProbeEvery: '2s', nodeLostAfter: '5m' };
   raw.devstack = { dataDir: dir, host: '127.0.0.1', minio: { port: minioPort, consolePort } };
   const configFile = join(env.dir, 'embedded.yaml');
   await writeFile(configFile, stringify(raw), { mode: 0o600 });
   embedded = { ...env, configFile, config: loadConfig({ configPath: configFile, env: {} }) };
   ({ client, connection } = await connect(embedded));
   workers.push(await startWorker(embedded, 'orchestrator'), await startWorker(embedded, 'node-agent'));
+  drillWorker = await createLifelineWorker({ config: embedded.config, role: 'drill', taskQueue: drillQueue, logger: createBufferLogger({ level: 'info' }).logger });
+  drillDone = drillWorker.run();
+  drillDone.catch(() => undefined);
 }, 300_000);
 
 afterAll(async () => {
   for (const r of reverts) await r().catch(() => undefined);
+  await client?.workflow.getHandle(nodeHealthId(embedded.node)).terminate('test cleanup').catch(() => undefined);
+  drillWorker?.worker.shutdown();
+  await drillDone?.catch(() => undefined);
   for (const w of workers) await w.stop();
   await connection?.close();
   await removeEnv(env);
@@ -123,4 +140,26 @@ describe('storage-outage fault', () => {
     expect(await minioHealthy(minioEndpoint(settings), 5000)).toBe(true);
     expect(await storageOutageFault.active(ctx, spec, 'f0-storage-outage')).toBe(false);
   });
+
+  it('a storage-outage drill passes: MinIO stopped for 15 s and started again by the drill, backups continue', async () => {
+    await up(settings, { healthTimeoutMs: 180_000 });
+    // the precondition: a recent verified snapshot of every asset of the node
+    await client.workflow.execute('verifyWorkflow', { taskQueue: embedded.taskQueue, workflowId: `test-outage-verify-${Date.now()}`, args: [{ asset: 'data' }] });
+    const scenario = parseScenario(
+      `name: outage\nenvironment: staging\nnode: ${embedded.node}\nfaults:\n  - { kind: storage-outage, duration: 15s }\nobjectives:\n  rto: 5m\n  expect: [backups-continue]\ntimeout: 10m\n`,
+      'outage.yaml',
+    );
+    const pidBefore = runningRecord(stackLayout(dir).minioRecord)!.pid;
+    const handle = await client.workflow.start('chaosDrillWorkflow', { taskQueue: drillQueue, workflowId: `drill-outage-${Date.now()}`, args: [{ scenario, orchestratorTaskQueue: embedded.taskQueue }] });
+    const summary = (await handle.result()) as DrillSummary;
+    const { report } = await readDrillReport(dir, handle.workflowId);
+    console.log(`[outage-drill] ${JSON.stringify({ verdict: summary.verdict, rto: summary.rtoSeconds, objectives: summary.objectives, fault: report.faults[0], errors: summary.errors })}`);
+    expect(summary).toMatchObject({ verdict: 'pass', aborted: false, faultsLeft: [] });
+    expect(summary.objectives.map((o) => [o.name, o.pass])).toEqual([['rto', true], ['backups-continue', true]]);
+    expect(summary.rtoSeconds).toBeGreaterThanOrEqual(15);
+    expect(report.faults[0]).toMatchObject({ kind: 'storage-outage', reverted: true, detail: { stoppedPid: pidBefore, minio: 'started' } });
+    // MinIO is a new process, healthy
+    expect(runningRecord(stackLayout(dir).minioRecord)!.pid).not.toBe(pidBefore);
+    expect(await minioHealthy(minioEndpoint(settings), 5000)).toBe(true);
+  }, 600_000);
 });
