@@ -15,11 +15,12 @@ import { createRetentionActivities } from './retention';
 import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
+import { roleRepositories } from './node-context';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
   config: LoadedConfig;
-  /** tenants' repositories, opened with their keys on first use */
+  /** tenants' repositories with the admin credentials (activities use roleRepositories(deps, role) instead) */
   repositories: TenantRepositories;
   /** the node this worker runs on (node agents only) */
   nodeId?: string;
@@ -31,9 +32,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createSmokeActivities(deps.storage),
     ...createBackupActivities(deps),
     ...createRestoreActivities(deps),
-    ...createVerifyActivities(deps),
-    ...createRetentionActivities(deps),
-    ...createIncidentActivities(deps),
+    // Each activity group uses its own role's storage credentials (tenancy/storage-roles.ts).
+    ...createVerifyActivities({ ...deps, repositories: roleRepositories(deps, 'verifier') }),
+    ...createRetentionActivities({ ...deps, repositories: roleRepositories(deps, 'retention') }),
+    // Holds and quarantine marks are new records: the backup writer's put-only credentials suffice.
+    ...createIncidentActivities({ ...deps, repositories: roleRepositories(deps, 'backup') }),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
   };

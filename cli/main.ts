@@ -32,6 +32,7 @@ import { registerEventCommands } from './events';
 import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
+import { provisionEmbeddedRoles } from '../tenancy/provision-roles';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -46,7 +47,13 @@ function describeUp(r: UpResult, config: LoadedConfig): string {
 
 async function bringUp(ctx: Ctx): Promise<UpResult[]> {
   const settings = stackSettings(ctx.config);
-  return up(settings, { log: (m) => ctx.logger.info(m) });
+  const results = await up(settings, { log: (m) => ctx.logger.info(m) });
+  if (settings.minio.enabled) {
+    // Least privilege: one MinIO user per storage role and a restore user per tenant (idempotent; keys stay in the data folder).
+    const roles = await provisionEmbeddedRoles(ctx.config);
+    ctx.logger.info({ roles: Object.keys(roles).filter((k) => k !== 'restore'), restoreTenants: Object.keys(roles.restore ?? {}) }, 'storage role users ready');
+  }
+  return results;
 }
 
 export function buildProgram(): Command {

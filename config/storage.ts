@@ -2,6 +2,8 @@ import { readMinioCredentials, stackLayout, stackSettings, minioEndpoint } from 
 import { UserError } from './errors';
 import type { LoadedConfig } from './load';
 import { readSecret } from './secrets';
+import { readRoleCredentialsFile } from '../devstack/minio-roles';
+import type { StorageRole } from '../tenancy/storage-roles';
 
 /** Storage settings with secrets read: what an S3 client is built from. Never log it whole. */
 export interface ResolvedStorage {
@@ -56,4 +58,36 @@ export function resolveStorage(config: LoadedConfig, env: NodeJS.ProcessEnv = pr
 /** A printable description of the storage target (no secrets). */
 export function describeStorage(r: Pick<ResolvedStorage, 'endpoint' | 'bucket' | 'prefix'>): string {
   return `s3://${r.bucket}/${r.prefix}${r.endpoint ? ` at ${r.endpoint}` : ''}`;
+}
+
+/**
+ * The storage settings with the credentials of one role (least privilege,
+ * tenancy/storage-roles.ts): `restore` needs the tenant. External S3: the
+ * role's `storage.roles.*` credentials, else `storage.credentials`. Embedded
+ * MinIO: the users `lifeline up` created (an error says to run it when missing).
+ */
+export function resolveRoleStorage(
+  config: LoadedConfig,
+  role: StorageRole,
+  opts: { tenant?: string; base?: ResolvedStorage; env?: NodeJS.ProcessEnv } = {},
+): ResolvedStorage {
+  const base = opts.base ?? resolveStorage(config, opts.env);
+  if (role === 'admin') return base;
+  if (role === 'restore' && !opts.tenant) throw new TypeError('restore credentials are per tenant: give the tenant');
+  const label = role === 'restore' ? `restore.${opts.tenant}` : role;
+  if (!base.embedded) {
+    const roles = config.storage.roles;
+    const c = role === 'restore' ? roles.restore[opts.tenant!] : roles[role];
+    if (!c) return base;
+    const source = config.source.file ?? 'built-in defaults';
+    const ctx = (k: string) => ({ source, path: `storage.roles.${label}.${k}`, env: opts.env ?? process.env, root: config.source.root });
+    return { ...base, credentials: { accessKeyId: readSecret(c.accessKeyId, ctx('accessKeyId')), secretAccessKey: readSecret(c.secretAccessKey, ctx('secretAccessKey')) } };
+  }
+  const file = stackLayout(stackSettings(config).dataDir).minioRoles;
+  const all = readRoleCredentialsFile(file);
+  const c = role === 'restore' ? all?.restore?.[opts.tenant!] : all?.[role];
+  if (!c) {
+    throw new UserError(`no ${label} credentials for the embedded MinIO in ${file}; run \`lifeline up\` (it creates one user per role and a restore user per tenant)`);
+  }
+  return { ...base, credentials: c };
 }

@@ -41,6 +41,8 @@ export function stackLayout(dataDir: string) {
     minioLog: join(dataDir, 'logs', 'minio.log'),
     minioRecord: join(dataDir, 'run', 'minio.json'),
     minioCredentials: join(dataDir, 'credentials', 'minio-root.json'),
+    /** least-privilege users `lifeline up` creates on the embedded MinIO (tenancy/storage-roles.ts) */
+    minioRoles: join(dataDir, 'credentials', 'minio-roles.json'),
     upLock: join(dataDir, 'run', 'up.lock'),
   };
 }
