@@ -33,6 +33,7 @@ import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
 import { provisionEmbeddedRoles } from '../tenancy/provision-roles';
+import { registerStorageCommands } from './storage';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -188,6 +189,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
+  registerStorageCommands(program);
 
   return program;
 }

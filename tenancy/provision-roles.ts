@@ -4,14 +4,14 @@
  * their users (`lifeline up`).
  */
 import type { LoadedConfig } from '../config/load';
-import { resolveStorage } from '../config/storage';
+import { resolveStorage, type ResolvedStorage } from '../config/storage';
 import { resolveAudit } from '../audit/open';
 import { stackLayout, stackSettings } from '../devstack/layout';
 import { provisionMinioRoles, type MinioAdmin, type MinioRoleSpec, type RoleCredentialsFile } from '../devstack/minio-roles';
 import { tenantLocation } from './repositories';
 import { allRolePolicies, type RoleScope } from './storage-roles';
 
-export function roleScope(config: LoadedConfig, storage = resolveStorage(config)): RoleScope {
+export function roleScope(config: LoadedConfig, storage: Pick<ResolvedStorage, 'bucket' | 'prefix'> = resolveStorage(config)): RoleScope {
   const audit = resolveAudit(config);
   const tenants: Record<string, string> = {};
   for (const t of Object.keys(config.tenants)) tenants[t] = tenantLocation(config, t, storage).prefix;

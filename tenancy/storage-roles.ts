@@ -53,7 +53,9 @@ const NEVER = [
 ];
 
 function policy(statements: IamPolicy['Statement']): IamPolicy {
-  return { Version: '2012-10-17', Statement: [...statements, { Sid: 'NeverWeakenLocks', Effect: 'Deny', Action: NEVER, Resource: ['arn:aws:s3:::*'] }] };
+  // A statement without resources (no tenants yet) is invalid IAM: leave it out.
+  const real = statements.filter((s) => s.Resource.length > 0);
+  return { Version: '2012-10-17', Statement: [...real, { Sid: 'NeverWeakenLocks', Effect: 'Deny', Action: NEVER, Resource: ['arn:aws:s3:::*'] }] };
 }
 
 const tenantPrefixes = (s: RoleScope) => Object.values(s.tenants);
