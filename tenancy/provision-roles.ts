@@ -15,7 +15,8 @@ export function roleScope(config: LoadedConfig, storage: Pick<ResolvedStorage, '
   const audit = resolveAudit(config);
   const tenants: Record<string, string> = {};
   for (const t of Object.keys(config.tenants)) tenants[t] = tenantLocation(config, t, storage).prefix;
-  return { bucket: storage.bucket, tenants, auditBucket: audit.bucket, auditPrefix: `${audit.prefix.replace(/\/?$/, '/')}` };
+  const prefix = storage.prefix.replace(/^\/+/, '');
+  return { bucket: storage.bucket, storagePrefix: prefix === '' ? '' : prefix.replace(/\/?$/, '/'), tenants, auditBucket: audit.bucket, auditPrefix: `${audit.prefix.replace(/\/?$/, '/')}` };
 }
 
 export function minioRoleSpecs(scope: RoleScope, namePrefix = 'lifeline'): MinioRoleSpec[] {

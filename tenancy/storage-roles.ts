@@ -14,6 +14,8 @@ export type StorageRole = SharedStorageRole | 'restore' | 'admin';
 /** Where the policies point: the repository bucket with each tenant's prefix, and the audit log. */
 export interface RoleScope {
   bucket: string;
+  /** storage.prefix ('' or ending in '/'): the smoke test writes under `<prefix>smoke/` */
+  storagePrefix?: string;
   /** tenant → repository prefix inside `bucket`, ending in '/' */
   tenants: Record<string, string>;
   auditBucket: string;
@@ -74,6 +76,8 @@ export function rolePolicy(role: SharedStorageRole, s: RoleScope): IamPolicy {
         ...readAll(s),
         { Sid: 'WriteNew', Effect: 'Allow', Action: WRITE, Resource: under(s, BACKUP_WRITES) },
         { Sid: 'ReleaseLeases', Effect: 'Allow', Action: ['s3:DeleteObject'], Resource: under(s, ['locks/']) },
+        // `lifeline demo` writes, reads and deletes one object here: node-agent hosts need no other credentials.
+        { Sid: 'Smoke', Effect: 'Allow', Action: ['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], Resource: [arn(s.bucket, `${s.storagePrefix ?? ''}smoke/*`)] },
       ]);
     case 'verifier':
       // Reads everything; writes (and prunes) only its own verification records.

@@ -11,7 +11,7 @@
  * SHA-256 and `lifeline verify --deep` passes.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -23,14 +23,18 @@ import {
   PutObjectRetentionCommand,
   S3Client,
 } from '@aws-sdk/client-s3';
-import type { Client, Connection } from '@temporalio/client';
+import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import { parse, stringify } from 'yaml';
+import { configFromObject } from '../../config/load';
+import { retentionWorkflow } from '../../workflows/retention';
+import { verifyWorkflow } from '../../workflows/verify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initAudit, openAuditLog, resolveAudit } from '../../audit/open';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
 import { restoreWorkflow } from '../../workflows/restore';
 import { describeTree, makeAsset } from '../support/engine-fixtures';
 import { runCli, cleanEnv, parseJson } from '../support/cli';
-import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 import { testS3Client } from '../support/services';
 
 let env: LifelineEnv;
@@ -93,7 +97,14 @@ beforeAll(async () => {
   // A private local cache, so the restore after the attack cannot be served from decrypted copies on disk.
   cacheDir = await mkdtemp(join(tmpdir(), 'lifeline-immutability-cache-'));
   process.env.LIFELINE_CACHE_DIR = cacheDir;
-  env = await makeEnv('immutability', { assets: { model: { kind: 'model' } }, objectLock: true, leastPrivilege: true, extraTenants: ['globex'] });
+  env = await makeEnv('immutability', {
+    assets: { model: { kind: 'model', policy: 'keep1' }, rival: { kind: 'dataset', tenant: 'globex' } },
+    policies: { keep1: { retention: { keepLast: 1, gcGrace: '0s' } } },
+    objectLock: true,
+    leastPrivilege: true,
+    extraTenants: ['globex'],
+  });
+  await writeFile(join(env.assetPath('rival'), 'secret-plan.txt'), 'globex only');
   await makeAsset(env.assetPath('model'), { smallFiles: 30, largeFileBytes: 3 * 1024 * 1024 });
   ({ client, connection } = await connect(env));
   await startWorkers();
@@ -151,9 +162,11 @@ describe('storage roles (least privilege)', () => {
   });
 });
 
+const original0 = new Map<string, { versionId: string; sha256: string }>();
+
 describe('ransomware with stolen credentials', () => {
   let backup: BackupWorkflowResult;
-  const original = new Map<string, { versionId: string; sha256: string }>();
+  const original = original0;
 
   it('backs up the asset with the role credentials; every committed object is locked', async () => {
     backup = await client.workflow.execute(backupWorkflow, {
@@ -251,4 +264,65 @@ describe('ransomware with stolen credentials', () => {
     expect(v.code, v.stderr).toBe(0);
     expect(parseJson(v)).toMatchObject({ corrupt: 0, verified: 1, problemCount: 0 });
   }, 400_000);
+});
+
+describe('retention on an Object Lock bucket', () => {
+  it('forgets and collects with the retention role; locked originals stay until their retention ends', async () => {
+    const run = (args: Parameters<typeof backupWorkflow>[0]) =>
+      client.workflow.execute(backupWorkflow, { taskQueue: env.taskQueue, workflowId: `backup-model-${Date.now()}`, args: [args] });
+    const verify = () =>
+      client.workflow.execute(verifyWorkflow, { taskQueue: env.taskQueue, workflowId: `verify-model-${Date.now()}`, args: [{ asset: 'model', mode: 'shallow' }] });
+    const old = (await listAll(testS3Client(), env.bucket, `${env.repoPrefix}snapshots/`))[0]!;
+    // New content, so the old snapshot's packs become garbage once it is forgotten.
+    await rm(env.assetPath('model'), { recursive: true, force: true });
+    await makeAsset(env.assetPath('model'), { smallFiles: 5, largeFileBytes: 0 });
+    await writeRandomFile(join(env.assetPath('model'), 'new.bin'), 2 * 1024 * 1024);
+    const second = await run({ asset: 'model', trigger: 'manual', options: FAST });
+    expect((await verify()).verified).toBe(2);
+    const retain = (id: string) => client.workflow.execute(retentionWorkflow, { taskQueue: env.taskQueue, workflowId: `retention-model-${id}-${Date.now()}`, args: [{ asset: 'model' }] });
+    const first = await retain('a');
+    expect(first.retention.forgotten.map((f) => f.id)).toEqual([old.slice(old.lastIndexOf('/') + 1)]);
+    // Mark, then sweep in a later run (gcGrace 0s).
+    const swept = first.gc && first.gc.deleted > 0 ? first : await retain('b');
+    expect(swept.gc!.deleted).toBeGreaterThan(0);
+    expect(swept.gc!.deferred).toEqual([]);
+    // Forgotten and collected for Lifeline (hidden by delete markers) ...
+    expect(await listAll(testS3Client(), env.bucket, old)).toEqual([]);
+    const { versions, deleteMarkers } = await versionsOf(env.bucket, old);
+    expect(deleteMarkers).toHaveLength(1);
+    // ... while the locked original is still stored.
+    expect(versions.map((v) => v.VersionId)).toContain(original0.get(old)!.versionId);
+    // The remaining snapshot still restores.
+    const r = await client.workflow.execute(restoreWorkflow, { taskQueue: env.taskQueue, workflowId: `restore-model-${Date.now()}`, args: [{ asset: 'model', target: join(env.dir, 'restored-2'), options: FAST }] });
+    expect(r.snapshotId).toBe(second.snapshotId);
+    expect(await describeTree(join(env.dir, 'restored-2'))).toEqual(await describeTree(env.assetPath('model')));
+  }, 400_000);
+});
+
+describe('cross-tenant restore', () => {
+  it("a node agent restores with each tenant's own restore credentials, which cannot read another tenant", async () => {
+    const rival = await client.workflow.execute(backupWorkflow, { taskQueue: env.taskQueue, workflowId: `backup-rival-${Date.now()}`, args: [{ asset: 'rival', trigger: 'manual', options: FAST }] });
+    expect(rival.tenant).toBe('globex');
+    // Sanity: with its own credentials, globex's asset restores.
+    await client.workflow.execute(restoreWorkflow, { taskQueue: env.taskQueue, workflowId: `restore-rival-${Date.now()}`, args: [{ asset: 'rival', target: join(env.dir, 'rival-ok'), options: FAST }] });
+    expect(await readFile(join(env.dir, 'rival-ok', 'secret-plan.txt'), 'utf8')).toBe('globex only');
+
+    // A node agent whose globex restore identity is acme's: the restore of globex's asset is refused by the store.
+    const raw = parse(await readFile(env.configFile, 'utf8'));
+    raw.storage.roles.restore.globex = raw.storage.roles.restore.acme;
+    const wrongFile = join(env.dir, 'wrong-restore.yaml');
+    await writeFile(wrongFile, stringify(raw), { mode: 0o600 });
+    const wrong = { ...env, config: configFromObject(raw, { source: wrongFile }) };
+    await workers[1]!.stop();
+    workers[1] = await startWorker(wrong, 'node-agent');
+    const err = await client.workflow
+      .execute(restoreWorkflow, { taskQueue: env.taskQueue, workflowId: `restore-rival-x-${Date.now()}`, args: [{ asset: 'rival', target: join(env.dir, 'rival-x'), options: FAST }] })
+      .then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const messages: string[] = [];
+    for (let c: any = err; c; c = c.cause) messages.push(String(c.message));
+    expect(messages.join(' | ')).toMatch(/access denied/i);
+    // The refusal names no secret.
+    for (const c of Object.values(env.roles!.restore!)) expect(messages.join(' ')).not.toContain(c.secretAccessKey);
+  }, 300_000);
 });

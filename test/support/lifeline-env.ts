@@ -32,6 +32,10 @@ export interface AssetSpec {
   path?: string;
   checkpoint?: { completion: 'marker' | 'rename' | 'event'; marker?: string; temporaryPattern?: string };
   labels?: Record<string, string>;
+  /** a policy from EnvOptions.policies */
+  policy?: string;
+  /** default: the env's tenant (acme) */
+  tenant?: string;
 }
 
 export interface EnvOptions {
@@ -40,6 +44,8 @@ export interface EnvOptions {
   temporal?: { address: string; namespace?: string };
   /** default: the shared test MinIO */
   s3?: { endpoint: string; region?: string; accessKeyId: string; secretAccessKey: string };
+  /** policies (config `policies`) the assets may name */
+  policies?: Record<string, unknown>;
   /** create the bucket with S3 Object Lock (committed objects are then written with retention) */
   objectLock?: boolean;
   /** more tenants (keys and repository, no assets) */
@@ -89,8 +95,9 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
     if (spec.path === undefined) await mkdir(path, { recursive: true });
     assets[name] = {
       node,
-      tenant,
+      tenant: spec.tenant ?? tenant,
       kind: spec.kind ?? (spec.checkpoint ? 'checkpoint' : 'model'),
+      ...(spec.policy ? { policy: spec.policy } : {}),
       path,
       ...(spec.labels ? { labels: spec.labels } : {}),
       ...(spec.checkpoint ? { checkpoint: spec.checkpoint } : {}),
@@ -112,6 +119,7 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
     ),
     nodes: { [node]: { description: `test node of ${label}` } },
     assets,
+    ...(opts.policies ? { policies: opts.policies } : {}),
   };
   const configFile = join(dir, 'lifeline.yaml');
   let roles: RoleCredentialsFile | undefined;

@@ -33,6 +33,9 @@ describe('role policies', () => {
     expect(allows(p, 's3:DeleteObjectVersion', obj('tenants/acme/locks/l1'))).toBe(false);
     expect(allows(p, 's3:BypassGovernanceRetention', obj('tenants/acme/data/ab/abcd'))).toBe(false);
     expect(allows(p, 's3:PutObject', obj('audit/entries/1', 'repo-audit'))).toBe(false);
+    // the smoke test's object, and nothing else outside the repositories
+    expect(allows(p, 's3:DeleteObject', obj('smoke/wf-1.bin'))).toBe(true);
+    expect(allows(p, 's3:DeleteObject', obj('other/x'))).toBe(false);
   });
 
   it('verifier reads and writes only its records', () => {
