@@ -7,12 +7,13 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { registerSecret } from '../logging/redact';
 import type { IamPolicy } from '../tenancy/storage-roles';
+import { readFileIfExists } from './layout';
 import { ensureTool } from './tools.mjs';
 
 export interface RoleCredentials {
@@ -30,13 +31,8 @@ export interface RoleCredentialsFile {
 }
 
 export function readRoleCredentialsFile(file: string): RoleCredentialsFile | null {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw e;
-  }
+  const text = readFileIfExists(file);
+  if (text === null) return null;
   const parsed = JSON.parse(text) as RoleCredentialsFile;
   const all = [parsed.backup, parsed.verifier, parsed.retention, parsed.audit, ...Object.values(parsed.restore ?? {})];
   for (const c of all) if (c) (registerSecret(c.accessKeyId), registerSecret(c.secretAccessKey));

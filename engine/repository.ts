@@ -183,7 +183,9 @@ export class Repository {
     let search = this.searched.get(key);
     if (!search) {
       search = (async () => {
-        for (const v of await store.listVersions!(key, signal)) {
+        // No permission to list versions (or no versioning): nothing to fall back to; the caller reports the original problem.
+        const versions = await store.listVersions!(key, signal).catch(() => []);
+        for (const v of versions) {
           if (v.deleteMarker || this.pinned.get(key) === v.versionId) continue;
           let bytes: Buffer;
           try {

@@ -11,7 +11,7 @@
  * SHA-256 and `lifeline verify --deep` passes.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -273,10 +273,11 @@ describe('retention on an Object Lock bucket', () => {
     const verify = () =>
       client.workflow.execute(verifyWorkflow, { taskQueue: env.taskQueue, workflowId: `verify-model-${Date.now()}`, args: [{ asset: 'model', mode: 'shallow' }] });
     const old = (await listAll(testS3Client(), env.bucket, `${env.repoPrefix}snapshots/`))[0]!;
-    // New content, so the old snapshot's packs become garbage once it is forgotten.
+    // Only new content (no blob shared with the old snapshot), so its pack becomes garbage once it is forgotten.
     await rm(env.assetPath('model'), { recursive: true, force: true });
-    await makeAsset(env.assetPath('model'), { smallFiles: 5, largeFileBytes: 0 });
+    await mkdir(env.assetPath('model'), { recursive: true });
     await writeRandomFile(join(env.assetPath('model'), 'new.bin'), 2 * 1024 * 1024);
+    await writeRandomFile(join(env.assetPath('model'), 'notes.txt'), 1000);
     const second = await run({ asset: 'model', trigger: 'manual', options: FAST });
     expect((await verify()).verified).toBe(2);
     const retain = (id: string) => client.workflow.execute(retentionWorkflow, { taskQueue: env.taskQueue, workflowId: `retention-model-${id}-${Date.now()}`, args: [{ asset: 'model' }] });
