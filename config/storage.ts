@@ -15,6 +15,8 @@ export interface ResolvedStorage {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** true when this is the embedded MinIO of the devstack. */
   embedded: boolean;
+  /** a role asked for on an embedded MinIO without role users (`lifeline up` makes them): these are the root credentials */
+  rootFallback?: boolean;
 }
 
 /**
@@ -64,7 +66,9 @@ export function describeStorage(r: Pick<ResolvedStorage, 'endpoint' | 'bucket' |
  * The storage settings with the credentials of one role (least privilege,
  * tenancy/storage-roles.ts): `restore` needs the tenant. External S3: the
  * role's `storage.roles.*` credentials, else `storage.credentials`. Embedded
- * MinIO: the users `lifeline up` created (an error says to run it when missing).
+ * MinIO: the users `lifeline up` created; without any (a stack started by
+ * devstack code alone) the root credentials, flagged `rootFallback`; a role or
+ * tenant missing from the file is an error that says to run `lifeline up`.
  */
 export function resolveRoleStorage(
   config: LoadedConfig,
@@ -85,7 +89,9 @@ export function resolveRoleStorage(
   }
   const file = stackLayout(stackSettings(config).dataDir).minioRoles;
   const all = readRoleCredentialsFile(file);
-  const c = role === 'restore' ? all?.restore?.[opts.tenant!] : all?.[role];
+  // A stack brought up without role users (devstack `up()` alone): the root, as before roles existed; callers warn.
+  if (!all) return { ...base, rootFallback: true };
+  const c = role === 'restore' ? all.restore?.[opts.tenant!] : all[role];
   if (!c) {
     throw new UserError(`no ${label} credentials for the embedded MinIO in ${file}; run \`lifeline up\` (it creates one user per role and a restore user per tenant)`);
   }

@@ -127,8 +127,14 @@ export class TenantRepositories {
 
   store(tenant: string): S3ObjectStore {
     const storage = resolveRoleStorage(this.config, this.role, { tenant, base: this.storage });
+    if (storage.rootFallback && !this.warnedRootFallback) {
+      this.warnedRootFallback = true;
+      this.logger?.warn({ role: this.role }, `the embedded MinIO has no ${this.role} user yet: using its root credentials; run \`lifeline up\` to create the least-privilege users`);
+    }
     return tenantStore(storage, this.location(tenant), { logger: this.logger });
   }
+
+  private warnedRootFallback = false;
 
   /** The Object Lock retention new objects get: the configured one, when the bucket has Object Lock (warned once otherwise). */
   private async lockPolicy(store: S3ObjectStore): Promise<ObjectLockPolicy | undefined> {

@@ -114,15 +114,18 @@ describe('role credentials', () => {
     expect(() => loadConfig({ configPath: path, env: { A: 'x', B: 'y' } })).toThrow(`storage.roles.verifier.secretAccessKey: secret file ${join(dir, 'nope')} does not exist`);
   });
 
-  it('embedded MinIO: role keys come from the file `lifeline up` writes; without it, a clear error', () => {
+  it('embedded MinIO: role keys come from the file `lifeline up` writes; a role missing from it is a clear error', () => {
     const data = join(dir, 'data');
     mkdirSync(join(data, 'credentials'), { recursive: true });
     writeFileSync(join(data, 'credentials', 'minio-root.json'), JSON.stringify({ accessKeyId: 'ROOTKEY1', secretAccessKey: 'rootsecret' }));
     const config = configFromObject({ devstack: { dataDir: data }, tenants });
-    expect(() => resolveRoleStorage(config, 'retention')).toThrow(UserError);
-    expect(() => resolveRoleStorage(config, 'retention')).toThrow(/no retention credentials .*run `lifeline up`/);
+    // No role users at all (a stack started by devstack code alone): the root, flagged so callers warn.
+    expect(resolveRoleStorage(config, 'retention')).toMatchObject({ rootFallback: true, credentials: { accessKeyId: 'ROOTKEY1' } });
     writeFileSync(join(data, 'credentials', 'minio-roles.json'), JSON.stringify({ retention: { accessKeyId: 'RETKEY01', secretAccessKey: 'retsecret' }, restore: {} }));
     expect(resolveRoleStorage(config, 'retention').credentials.accessKeyId).toBe('RETKEY01');
+    expect(resolveRoleStorage(config, 'retention').rootFallback).toBeUndefined();
+    expect(() => resolveRoleStorage(config, 'verifier')).toThrow(UserError);
+    expect(() => resolveRoleStorage(config, 'verifier')).toThrow(/no verifier credentials .*run `lifeline up`/);
     expect(resolveRoleStorage(config, 'admin').credentials.accessKeyId).toBe('ROOTKEY1');
     expect(() => resolveRoleStorage(config, 'restore', { tenant: 'acme' })).toThrow(/no restore\.acme credentials/);
   });
