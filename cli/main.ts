@@ -34,6 +34,10 @@ import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
 import { provisionEmbeddedRoles } from '../tenancy/provision-roles';
 import { registerStorageCommands } from './storage';
+import { registerDrillCommands } from './drill';
+import { startSupervisedWorker } from '../workers/supervised';
+import { addDrillReportCommand } from './drill-report';
+import { registerDemoCommand } from './demo';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -110,13 +114,21 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('run a Lifeline worker until SIGINT/SIGTERM')
-    .addOption(new Option('--role <role>', 'orchestrator (workflows + shared activities) or node-agent (activities of one node)').choices(WORKER_ROLES).default('orchestrator'))
+    .addOption(new Option('--role <role>', 'orchestrator (workflows + shared activities), node-agent (activities of one node) or drill (chaos drills, on lifeline-drill)').choices(WORKER_ROLES).default('orchestrator'))
     .option('--node <id>', 'node id (required for --role node-agent): polls lifeline-node-<id>', nodeIdArg)
     .option('--workflow-bundle <file>', 'load workflows from a prebuilt bundle (lifeline bundle) instead of bundling at start')
-    .action(async (opts: { role: WorkerRole; node?: string; workflowBundle?: string }, cmd: Command) => {
+    .option('--task-queue <name>', "poll this task queue instead of the role's default (isolated installations, tests)")
+    .option('--detach', 'orchestrator or drill: start the worker as a supervised background process (pid record in <dataDir>/run/<role>-worker.json, log in <dataDir>/logs/) and return')
+    .action(async (opts: { role: WorkerRole; node?: string; workflowBundle?: string; taskQueue?: string; detach?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
       if (opts.role === 'node-agent' && !opts.node) throw new UserError('--role node-agent needs --node <id>');
-      if (opts.role === 'orchestrator' && opts.node) throw new UserError('--node applies to --role node-agent only');
+      if (opts.role !== 'node-agent' && opts.node) throw new UserError('--node applies to --role node-agent only');
+      if (opts.detach) {
+        if (opts.role === 'node-agent') throw new UserError('--detach applies to --role orchestrator or drill (node agents are started by their node provider)');
+        const r = await startSupervisedWorker(ctx.config, opts.role, { taskQueue: opts.taskQueue });
+        out(`${opts.role} worker ${r.alreadyRunning ? 'already running' : 'started'} (pid ${r.record.pid}); log ${r.record.logFile}`);
+        return;
+      }
       const target = temporalTarget(ctx.config);
       if (!(await temporalHealthy(target.address, target.namespace, 5000))) {
         throw new UserError(
@@ -129,6 +141,7 @@ export function buildProgram(): Command {
         nodeId: opts.node,
         logger: ctx.logger,
         workflowBundlePath: opts.workflowBundle,
+        taskQueue: opts.taskQueue,
       });
       const stop = (sig: string) => {
         ctx.logger.info({ signal: sig }, 'shutting down worker');
@@ -142,8 +155,8 @@ export function buildProgram(): Command {
     });
 
   program
-    .command('demo')
-    .description('the main job for now: bring the stack up, run the smoke workflow (write an object, read it back, compare), print the result')
+    .command('smoke')
+    .description('bring the stack up and run the smoke workflow (write an object, read it back, compare), print the result')
     .option('--json', 'machine-readable output')
     .option('--size <bytes>', 'size of the smoke object', (v) => {
       const n = Number(v);
@@ -190,6 +203,8 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerRecoverCommands(program);
   registerStorageCommands(program);
+  registerDemoCommand(program);
+  addDrillReportCommand(registerDrillCommands(program));
 
   return program;
 }

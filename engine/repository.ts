@@ -243,10 +243,14 @@ export class Repository {
     }
     // `config` is written once and names nothing it could be checked against, so with
     // versions the oldest one is the original: anything stacked on it is an attacker's.
-    if (store.listVersions && store.getVersion) {
-      const versions = (await store.listVersions(keys.config)).filter((v) => !v.deleteMarker);
+    // A delete marker ends a repository (only an admin can place one on `config`): a
+    // repository initialised again at this location starts after the newest marker.
+    if (store.listVersions && store.getVersion && sealed.length > 0) {
+      const all = await store.listVersions(keys.config).catch(() => []);
+      const marker = all.findIndex((v) => v.deleteMarker);
+      const versions = marker === -1 ? all : all.slice(0, marker);
       const oldest = versions[versions.length - 1];
-      if (oldest && (versions.length > 1 || sealed.length === 0)) {
+      if (oldest && versions.length > 1) {
         configVersion = oldest.versionId;
         sealed = await store.getVersion(keys.config, oldest.versionId);
       }

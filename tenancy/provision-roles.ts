@@ -32,5 +32,6 @@ export async function provisionEmbeddedRoles(config: LoadedConfig): Promise<Role
   const storage = resolveStorage(config);
   if (!storage.embedded) throw new TypeError('roles are provisioned only on the embedded MinIO');
   const admin: MinioAdmin = { endpoint: storage.endpoint!, credentials: storage.credentials };
-  return provisionMinioRoles(admin, stackLayout(stackSettings(config).dataDir).minioRoles, minioRoleSpecs(roleScope(config, storage)));
+  // Policies are named after the bucket: configs with other buckets on the same MinIO (the demo's) add their own policies to the same role users.
+  return provisionMinioRoles(admin, stackLayout(stackSettings(config).dataDir).minioRoles, minioRoleSpecs(roleScope(config, storage), `lifeline-${storage.bucket}`));
 }

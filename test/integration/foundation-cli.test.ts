@@ -78,7 +78,7 @@ describe('config errors: one line naming file, key path and problem; nothing sta
       writeFileSync(join(dir, 'ak'), 'AKIAPRESENTBUTUNUSED\n');
       const bad = join(dir, `bad-${name.replace(/\W+/g, '-')}.yaml`);
       writeFileSync(bad, edit(readFileSync(configFile, 'utf8')));
-      for (const cmd of [['up'], ['demo']]) {
+      for (const cmd of [['up'], ['demo'], ['smoke']]) {
         const r = await runCli(['--config', bad, ...cmd]);
         expect(r.code).toBe(2);
         expect(r.stdout).toBe('');
@@ -147,8 +147,8 @@ describe('lifeline up / status / worker / demo / down', () => {
       const ui = await fetch(`http://127.0.0.1:${settings.temporal.uiPort}/`);
       expect(ui.status).toBe(200);
 
-      // demo reuses the stack and runs the smoke workflow, here through the node agent
-      const demo = await runCli(['--config', configFile, 'demo', '--json', '--node', 'cli-n1', '--size', '200000'], { env });
+      // smoke reuses the stack and runs the smoke workflow, here through the node agent
+      const demo = await runCli(['--config', configFile, 'smoke', '--json', '--node', 'cli-n1', '--size', '200000'], { env });
       const d = parseJson(demo);
       expect(demo.code).toBe(0);
       expect(d.stack.map((s: any) => s.state)).toEqual(['reused', 'reused']);
