@@ -16,6 +16,9 @@ import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
 import { roleRepositories } from './node-context';
+import { createAuditActivities } from './audit';
+import type { AuditSink } from '../audit/log';
+import { createMbomActivities } from './mbom';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -25,6 +28,12 @@ export interface ActivityDeps {
   /** the node this worker runs on (node agents only) */
   nodeId?: string;
   logger: Logger;
+  /**
+   * The installation's audit log (workers open it from config). Null or
+   * absent: not initialised — entries are logged at warn level, not recorded.
+   * Activities record with `activityAuditor(deps).record({...})`.
+   */
+  audit?: AuditSink | null;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -39,6 +48,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createIncidentActivities({ ...deps, repositories: roleRepositories(deps, 'backup') }),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
+    ...createAuditActivities(deps),
+    ...createMbomActivities(deps),
   };
 }
 

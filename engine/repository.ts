@@ -55,6 +55,8 @@ export const keys = {
   snapshot: (id: string) => `snapshots/${id}`,
   lock: (id: string) => `locks/${id}`,
   tombstone: (id: string) => `tombstones/${id}`,
+  /** the signed Model BOM of a model snapshot (mbom/bom.ts) */
+  bom: (snapshotId: string) => `bom/${snapshotId}`,
 };
 
 /**
@@ -78,7 +80,7 @@ export interface InitOptions {
 
 export interface OpenOptions {
   identities: AgeIdentities;
-  /** Recipients new data is encrypted to; defaults to the identities' own recipients. */
+  /** Recipients new data is encrypted to; defaults to the first identity's (the current one; later ones only read). */
   recipients?: string[];
   /** Needed to write snapshots; its key must be one of the repository's signers. */
   signingKey?: SigningKey;
@@ -228,48 +230,80 @@ export class Repository {
     await store.put(keys.config, body, { ifNoneMatch: true, ...lock });
   }
 
+  /**
+   * Rewrites `config` (FORMAT.md, "Key rotation"): the only time it changes.
+   * The repository id, dedup key and chunker seed never change (blob ids and
+   * chunk boundaries depend on them); only the signers and the recipients it
+   * is sealed to do. Returns the config as stored.
+   */
+  static async rewriteConfig(
+    store: ObjectStore,
+    opts: { identities: AgeIdentities; recipients: string[]; update: (c: RepositoryConfig) => RepositoryConfig },
+  ): Promise<RepositoryConfig> {
+    const current = RepositoryConfigSchema.parse(JSON.parse((await openBytes(await store.get(keys.config), opts.identities)).toString('utf8')));
+    const next = RepositoryConfigSchema.parse(opts.update(structuredClone(current)));
+    if (next.id !== current.id || next.dedupKey !== current.dedupKey || next.chunkerSeed !== current.chunkerSeed) {
+      throw new RepositoryStateError('a config rewrite must keep the repository id, dedup key and chunker seed');
+    }
+    if (opts.recipients.length === 0) throw new InputError('cannot seal the repository config to no recipients');
+    await store.put(keys.config, await sealBytes(Buffer.from(JSON.stringify(next)), opts.recipients));
+    return next;
+  }
+
   static async exists(store: ObjectStore): Promise<boolean> {
     return (await store.head(keys.config)) !== null;
   }
 
   static async open(store: ObjectStore, opts: OpenOptions): Promise<Repository> {
     let sealed: Buffer;
-    let configVersion: string | undefined;
     try {
       sealed = await store.get(keys.config);
     } catch (err) {
-      if (!(err instanceof ObjectNotFoundError)) throw err;
-      sealed = Buffer.alloc(0);
-    }
-    // `config` is written once and names nothing it could be checked against, so with
-    // versions the oldest one is the original: anything stacked on it is an attacker's.
-    // A delete marker ends a repository (only an admin can place one on `config`): a
-    // repository initialised again at this location starts after the newest marker.
-    if (store.listVersions && store.getVersion && sealed.length > 0) {
-      const all = await store.listVersions(keys.config).catch(() => []);
-      const marker = all.findIndex((v) => v.deleteMarker);
-      const versions = marker === -1 ? all : all.slice(0, marker);
-      const oldest = versions[versions.length - 1];
-      if (oldest && versions.length > 1) {
-        configVersion = oldest.versionId;
-        sealed = await store.getVersion(keys.config, oldest.versionId);
+      if (err instanceof ObjectNotFoundError) {
+        throw new RepositoryStateError(`no repository at ${store.location} (run init first)`);
       }
+      throw err;
     }
-    if (sealed.length === 0) throw new RepositoryStateError(`no repository at ${store.location} (run init first)`);
-    const plain = await openBytes(sealed, opts.identities);
-    let raw: unknown;
+    const parseConfig = async (bytes: Buffer): Promise<RepositoryConfig> => {
+      const plain = await openBytes(bytes, opts.identities);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(plain.toString('utf8'));
+      } catch {
+        throw new IntegrityError(`${store.location}/config: not valid JSON`);
+      }
+      const parsed = RepositoryConfigSchema.safeParse(raw);
+      if (!parsed.success) throw new IntegrityError(`${store.location}/config: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+      return parsed.data;
+    };
+    // `config` names nothing it could be checked against, and key rotation rewrites it, so the
+    // current version counts; only the admin may write it (storage policies). A current version
+    // that does not open (overwritten with junk) falls back to the newest older one that does.
+    let config: RepositoryConfig;
+    let configVersion: { versionId: string; problem: string } | undefined;
     try {
-      raw = JSON.parse(plain.toString('utf8'));
-    } catch {
-      throw new IntegrityError(`${store.location}/config: not valid JSON`);
+      config = await parseConfig(sealed);
+    } catch (err) {
+      let found: RepositoryConfig | undefined;
+      const versions = store.listVersions && store.getVersion ? await store.listVersions(keys.config).catch(() => []) : [];
+      for (const v of versions) {
+        if (v.deleteMarker || v.latest) continue;
+        try {
+          found = await parseConfig(await store.getVersion!(keys.config, v.versionId));
+          configVersion = { versionId: v.versionId, problem: (err as Error).message };
+          break;
+        } catch {
+          // not this one either
+        }
+      }
+      if (!found) throw err;
+      config = found;
     }
-    const parsed = RepositoryConfigSchema.safeParse(raw);
-    if (!parsed.success) throw new IntegrityError(`${store.location}/config: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
-    const recipients = opts.recipients ?? (await opts.identities.recipients());
-    const repo = new Repository(store, parsed.data, opts.identities, recipients, opts.signingKey, opts);
+    const recipients = opts.recipients ?? (await opts.identities.currentRecipients());
+    const repo = new Repository(store, config, opts.identities, recipients, opts.signingKey, opts);
     if (configVersion) {
-      repo.pinned.set(keys.config, configVersion);
-      opts.onTampered?.({ key: keys.config, versionId: configVersion, problem: 'newer versions were stacked on the original' });
+      repo.pinned.set(keys.config, configVersion.versionId);
+      opts.onTampered?.({ key: keys.config, versionId: configVersion.versionId, problem: configVersion.problem });
     }
     if (opts.signingKey && !repo.trusted.has(opts.signingKey.keyId)) {
       throw new RepositoryStateError(`signing key ${opts.signingKey.keyId} is not a trusted signer of ${store.location}`);
@@ -280,6 +314,11 @@ export class Repository {
 
   get id(): string {
     return this.config.id;
+  }
+
+  /** keyId → public key of every signer whose manifests and records are believed. */
+  get trustedSigners(): ReadonlyMap<string, string> {
+    return this.trusted;
   }
 
   private packPool: PackBufferPool | undefined;
@@ -354,6 +393,29 @@ export class Repository {
     this.index.addIndexFile(id, packs);
     await this.cache?.put('index', id, plain);
     return id;
+  }
+
+  /**
+   * Index objects listing any of `packs` are replaced by one without them: the
+   * new object is stored first, then the old ones are deleted, so every other
+   * pack is always in some index. Returns the ids of the replaced objects.
+   */
+  async rewriteIndexWithout(packs: ReadonlySet<string>): Promise<string[]> {
+    const superseded: string[] = [];
+    const keep: PackRecord[] = [];
+    for (const [indexId, packIds] of this.index.indexFiles()) {
+      if (!packIds.some((p) => packs.has(p))) continue;
+      superseded.push(indexId);
+      for (const p of packIds) {
+        if (packs.has(p)) continue;
+        const rec = this.packRecord(p);
+        if (rec) keep.push(rec);
+      }
+    }
+    if (keep.length > 0) await this.writeIndex(keep);
+    for (const indexId of superseded) await this.store.delete(keys.index(indexId));
+    this.index.forgetIndexFiles(superseded);
+    return superseded;
   }
 
   async putPack(id: string, body: Buffer, sha256?: Uint8Array): Promise<void> {
@@ -606,6 +668,11 @@ export class Repository {
     const parsed = TombstoneSchema.safeParse(raw);
     if (!parsed.success) throw new IntegrityError(`${this.store.location}/${key}: malformed tombstone`);
     return parsed.data;
+  }
+
+  /** Decrypts an age object already fetched, with every identity of the tenant (current and older ones). */
+  async openSealed(sealed: Uint8Array): Promise<Buffer> {
+    return openBytes(sealed, this.identities);
   }
 
   /** Decrypts an arbitrary age object of this repository (config, index, manifest) for tools and tests. */

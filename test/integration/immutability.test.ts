@@ -102,7 +102,7 @@ beforeAll(async () => {
     policies: { keep1: { retention: { keepLast: 1, gcGrace: '0s' } } },
     objectLock: true,
     leastPrivilege: true,
-    extraTenants: ['globex'],
+    tenants: ['globex'],
   });
   await writeFile(join(env.assetPath('rival'), 'secret-plan.txt'), 'globex only');
   await makeAsset(env.assetPath('model'), { smallFiles: 30, largeFileBytes: 3 * 1024 * 1024 });

@@ -21,6 +21,7 @@ import { createBufferLogger, createLogger, type Logger } from '../../logging/log
 import { initTenant } from '../../tenancy/keys';
 import { provisionMinioRoles, type RoleCredentialsFile } from '../../devstack/minio-roles';
 import { minioRoleSpecs, roleScope } from '../../tenancy/provision-roles';
+import { initAudit } from '../../audit/open';
 import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import { LIFELINE_ROOT } from '../../config/root';
 import { cleanEnv } from './cli';
@@ -34,7 +35,7 @@ export interface AssetSpec {
   labels?: Record<string, string>;
   /** a policy from EnvOptions.policies */
   policy?: string;
-  /** default: the env's tenant (acme) */
+  /** default: the env's first tenant (acme) */
   tenant?: string;
 }
 
@@ -48,10 +49,12 @@ export interface EnvOptions {
   policies?: Record<string, unknown>;
   /** create the bucket with S3 Object Lock (committed objects are then written with retention) */
   objectLock?: boolean;
-  /** more tenants (keys and repository, no assets) */
-  extraTenants?: string[];
   /** create one MinIO user per storage role (and a restore user per tenant) for this bucket and configure them (storage.roles) */
   leastPrivilege?: boolean;
+  /** more tenants besides acme, each with its own keys and initialised repository */
+  tenants?: string[];
+  /** initialise the audit log (`lifeline audit init`: signing key in the data folder, locked audit bucket) */
+  audit?: boolean;
 }
 
 export interface LifelineEnv {
@@ -89,6 +92,7 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
   await writeFile(join(dir, 'secrets', 's3-secret'), s3.secretAccessKey, { mode: 0o600 });
   const assets: Record<string, unknown> = {};
   const paths: Record<string, string> = {};
+  const tenants = [tenant, ...(opts.tenants ?? [])];
   for (const [name, spec] of Object.entries(opts.assets)) {
     const path = spec.path ?? join(dir, 'assets', name);
     paths[name] = path;
@@ -114,9 +118,7 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
       credentials: { accessKeyId: { file: join(dir, 'secrets', 's3-access') }, secretAccessKey: { file: join(dir, 'secrets', 's3-secret') } },
     },
     logging: { level: 'info', format: 'json' },
-    tenants: Object.fromEntries(
-      [tenant, ...(opts.extraTenants ?? [])].map((t) => [t, { identity: { file: join(dir, 'secrets', `${t}.age`) }, signingKey: { file: join(dir, 'secrets', `${t}.pem`) } }]),
-    ),
+    tenants: Object.fromEntries(tenants.map((t) => [t, { identity: { file: join(dir, 'secrets', `${t}.age`) }, signingKey: { file: join(dir, 'secrets', `${t}.pem`) } }])),
     nodes: { [node]: { description: `test node of ${label}` } },
     assets,
     ...(opts.policies ? { policies: opts.policies } : {}),
@@ -150,7 +152,8 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
   const config = configFromObject(raw, { source: configFile });
   await S3ObjectStore.ensureBucket({ endpoint: s3.endpoint, region: s3.region, bucket, prefix: '', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, objectLock: opts.objectLock });
   // x25519: hybrid identities work the same but make every pack header slower to create.
-  for (const t of [tenant, ...(opts.extraTenants ?? [])]) await initTenant(config, t, { kind: 'x25519' });
+  for (const t of tenants) await initTenant(config, t, { kind: 'x25519' });
+  if (opts.audit) await initAudit(config, { actor: 'test' });
   return {
     label,
     dir,
