@@ -97,3 +97,25 @@ export function resolveRoleStorage(
   }
   return { ...base, credentials: c };
 }
+
+/**
+ * The access key ids of every storage role this installation has (the role
+ * users `lifeline up` made, or `storage.roles`): Lifeline's own principals
+ * besides `storage.credentials`, e.g. for the storage tamper alarm.
+ */
+export function roleAccessKeyIds(config: LoadedConfig, base: ResolvedStorage = resolveStorage(config)): string[] {
+  const ids = new Set<string>();
+  const add = (role: StorageRole, tenant?: string) => {
+    const r = resolveRoleStorage(config, role, { base, tenant });
+    if (!r.rootFallback) ids.add(r.credentials.accessKeyId);
+  };
+  if (base.embedded) {
+    const all = readRoleCredentialsFile(stackLayout(stackSettings(config).dataDir).minioRoles);
+    for (const c of [all?.backup, all?.verifier, all?.retention, all?.audit, ...Object.values(all?.restore ?? {})]) if (c) ids.add(c.accessKeyId);
+  } else {
+    for (const role of ['backup', 'verifier', 'retention', 'audit'] as const) add(role);
+    for (const tenant of Object.keys(config.storage.roles.restore)) add('restore', tenant);
+  }
+  ids.delete(base.credentials.accessKeyId);
+  return [...ids];
+}

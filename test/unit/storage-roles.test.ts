@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../config/errors';
 import { configFromObject, loadConfig } from '../../config/load';
-import { resolveRoleStorage } from '../../config/storage';
+import { resolveRoleStorage, roleAccessKeyIds } from '../../config/storage';
 import { UserError } from '../../config/errors';
 import { allRolePolicies, restorePolicy, rolePolicy, type IamPolicy, type RoleScope } from '../../tenancy/storage-roles';
 
@@ -97,6 +97,8 @@ describe('role credentials', () => {
     expect(resolveRoleStorage(config, 'backup').credentials).toEqual({ accessKeyId: 'BACKUPKEY', secretAccessKey: 'backupsecret' });
     expect(resolveRoleStorage(config, 'verifier').credentials.accessKeyId).toBe('ADMINKEY');
     expect(resolveRoleStorage(config, 'restore', { tenant: 'acme' }).credentials.accessKeyId).toBe('RESTOREKEY');
+    // Lifeline's own principals besides the admin (for the tamper alarm): the roles given.
+    expect(roleAccessKeyIds(config).sort()).toEqual(['BACKUPKEY', 'RESTOREKEY']);
   });
 
   it('refuses role credentials for an undeclared tenant and for the embedded MinIO', () => {
@@ -128,5 +130,6 @@ describe('role credentials', () => {
     expect(() => resolveRoleStorage(config, 'verifier')).toThrow(/no verifier credentials .*run `lifeline up`/);
     expect(resolveRoleStorage(config, 'admin').credentials.accessKeyId).toBe('ROOTKEY1');
     expect(() => resolveRoleStorage(config, 'restore', { tenant: 'acme' })).toThrow(/no restore\.acme credentials/);
+    expect(roleAccessKeyIds(config)).toEqual(['RETKEY01']);
   });
 });
