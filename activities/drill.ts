@@ -71,6 +71,8 @@ export interface ObserveInput {
   sliceSeconds?: number;
   /** an incident the drill opened itself (the ransomware drill plays the detector) */
   incidentId?: string;
+  /** integrity-failure incidents a stored-object fault should open (the verify schedule detects) */
+  watchIncidents?: string[];
   prior?: DrillObservation;
 }
 
@@ -322,6 +324,15 @@ async function observeOnce(client: Client, input: ObserveInput, o: DrillObservat
     } else if (jobIncident) {
       o.incidentId = jobIncident.incident;
       o.detectedBy = `job watchdog: training job ${jobIncident.job} died`;
+    } else {
+      for (const id of input.watchIncidents ?? []) {
+        const v = await query<IncidentView>(client, id, 'incident');
+        if (v && Date.parse(v.openedAt) >= since - 1000) {
+          o.incidentId = id;
+          o.detectedBy = `verification: ${v.assets.join(', ')} snapshot found corrupt`;
+          break;
+        }
+      }
     }
   }
   if (!o.incidentId) return;
@@ -337,6 +348,9 @@ async function observeOnce(client: Client, input: ObserveInput, o: DrillObservat
   o.detectedAt ??= view.openedAt;
   o.incidentOpenedAt = view.openedAt;
   o.incidentStatus = view.status;
+  if (input.watchIncidents?.includes(view.id) && view.contained.length) {
+    o.restorePoints = view.contained.flatMap((c) => (c.restorePoint ? [{ asset: c.asset, snapshotId: c.restorePoint.snapshot, snapshotTime: c.restorePoint.time, source: 'last-verified' as const }] : []));
+  }
   for (const [step, d] of Object.entries(view.decisions)) {
     if (d.decision === 'approved' && !o.approvals.some((a) => a.step === step)) o.approvals.push({ step, actor: d.actor, at: d.at });
   }
