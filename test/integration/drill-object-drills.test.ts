@@ -7,10 +7,8 @@
  * reverts the fault (bytes back, SHA-256 = the pack's name) and checks that
  * backups continue. A cancelled drill reverts too.
  */
-import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -25,7 +23,8 @@ import { applySchedules } from '../../schedules/temporal';
 import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import type { DrillProgress } from '../../workflows/drill';
 import { connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
-import { testS3Client, uniqueTaskQueue } from '../support/services';
+import { storedSha256 } from '../support/faults';
+import { uniqueTaskQueue } from '../support/services';
 import { until } from '../support/until';
 
 const MiB = 1024 ** 2;
@@ -39,16 +38,7 @@ let drillDone: Promise<void> | undefined;
 const drillQueue = uniqueTaskQueue('drill-object');
 const cleanup: string[] = [];
 
-const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-async function stored(key: string): Promise<string | null> {
-  try {
-    const r = await testS3Client().send(new GetObjectCommand({ Bucket: env.bucket, Key: `${env.repoPrefix}${key}` }));
-    return sha(await r.Body!.transformToByteArray());
-  } catch (e) {
-    if ((e as Error).name === 'NoSuchKey') return null;
-    throw e;
-  }
-}
+const stored = (key: string) => storedSha256(env, key);
 
 /** a fresh newest snapshot with packs of its own, and a verification of all (the drill's precondition) */
 async function newSnapshot(file: string): Promise<string> {
