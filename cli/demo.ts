@@ -5,6 +5,7 @@
  * the newest checkpoint snapshot, recovery runs for real, and the verdict,
  * RTO/RPO and the report's path are printed. Exit 0 only when the drill passed.
  */
+import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
@@ -15,8 +16,8 @@ import { resolveStorage } from '../config/storage';
 import { createS3Client } from '../activities/s3';
 import { stackSettings, temporalUiUrl } from '../devstack/layout';
 import { up, type UpResult } from '../devstack/stack';
-import { DEMO, demoPaths, seedDemoNode, writeDemoConfig, type DemoPaths } from '../demo/platform';
-import { pickLastVerified, snapshotStatuses } from '../engine/verification';
+import { DEMO, demoConfigObject, demoPaths, seedDemoNode, writeDemoConfig, type DemoPaths } from '../demo/platform';
+import { snapshotStatuses } from '../engine/verification';
 import { LocalNodeProvider } from '../nodes/local';
 import { readProcessRecord, removeProcessRecord, startRecordedProcess, stopRecordedProcess } from '../nodes/processes';
 import { desiredSchedules } from '../schedules/desired';
@@ -28,7 +29,10 @@ import { connectClient } from '../workers/temporal';
 import { LIFELINE_ROOT } from '../config/root';
 import { join } from 'node:path';
 import { stackLayout } from '../devstack/layout';
+import { listDrillReports, readDrillReport } from '../drills/report-files';
+import { formatSeconds } from '../drills/report-html';
 import { context, out, type Ctx } from './context';
+import { formatDrillSummary } from './drill-report';
 
 const STEPS = 7;
 const step = (n: number, text: string) => out(`[${n}/${STEPS}] ${text}`);
@@ -62,7 +66,7 @@ async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
 
 // ---- demo workers: detached, recorded processes (so a drill fault can crash and restart them) ----
 
-type DemoRole = 'orchestrator';
+type DemoRole = 'orchestrator' | 'drill';
 const workerRecord = (config: LoadedConfig, role: DemoRole) => join(stackLayout(stackSettings(config).dataDir).runDir, `${role}-worker.json`);
 const workerLog = (config: LoadedConfig, role: DemoRole) => join(stackLayout(stackSettings(config).dataDir).logsDir, `${role}-worker.log`);
 
@@ -126,6 +130,37 @@ async function stopDemo(config: LoadedConfig, client: Client | null): Promise<vo
   await stopTrainingJob(config, DEMO.job, 5000).catch(() => undefined);
   await new LocalNodeProvider(config, { agentGraceMs: 10_000 }).stopAgent(DEMO.node).catch(() => undefined);
   await stopDemoWorker(config, 'orchestrator').catch(() => undefined);
+  await stopDemoWorker(config, 'drill').catch(() => undefined);
+}
+
+/**
+ * Runs `lifeline drill run <scenario>` with the demo config as a child process,
+ * its progress lines indented into the demo's output; resolves with its exit code.
+ */
+function runDrillCli(config: LoadedConfig, scenario: string): Promise<number | null> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(join(LIFELINE_ROOT, 'bin', 'lifeline'), ['--config', config.source.file!, '--log-format', 'json', 'drill', 'run', scenario], {
+      cwd: LIFELINE_ROOT,
+      env: process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const relay = (stream: NodeJS.ReadableStream) => {
+      let buf = '';
+      stream.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
+          const line = buf.slice(0, i);
+          buf = buf.slice(i + 1);
+          // JSON log lines stay out of the demo's output; the drill's own lines are shown.
+          if (line.trim() && !line.startsWith('{')) out(`      ${line}`);
+        }
+      });
+    };
+    relay(child.stdout!);
+    relay(child.stderr!);
+    child.once('error', reject);
+    child.once('close', (code) => resolve(code));
+  });
 }
 
 interface AssetProgress {
@@ -140,7 +175,6 @@ async function assetProgress(config: LoadedConfig, repos: TenantRepositories): P
   for (const asset of Object.values(DEMO.assets)) {
     const st = await snapshotStatuses(repo, { asset });
     outp.push({ asset, snapshots: st.length, verified: st.filter((s) => s.verification.state === 'verified').length });
-    void pickLastVerified;
   }
   return outp;
 }
@@ -157,9 +191,9 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
   const paths: DemoPaths = demoPaths(stackSettings(main).dataDir);
 
   step(1, 'starting (or reusing) the embedded Temporal and MinIO');
-  // The demo config is checked first: an external stack is refused before anything starts.
+  // Checked first: a config naming an external Temporal or store is refused before anything starts.
+  demoConfigObject(main, paths);
   const settings = stackSettings(main);
-  if (main.temporal.address || main.storage.endpoint) await writeDemoConfig(main, paths);
   const stack: UpResult[] = await up(settings, { log: (m) => ctx.logger.info(m) });
   for (const r of stack) out(`      ${r.service === 'temporal' ? 'Temporal' : 'MinIO   '} ${r.state} ${r.address ?? ''}`);
 
@@ -177,8 +211,9 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
     out(`      tenant ${DEMO.tenant} (keys in ${paths.keysDir}), bucket ${DEMO.bucket}`);
     out(`      node ${DEMO.node} at ${paths.nodeRoot}: platform config, model, data set, checkpoints; training job ${DEMO.job}`);
 
-    step(3, 'starting the workers: orchestrator, node agent');
+    step(3, 'starting the workers: orchestrator, drill, node agent');
     await startDemoWorker(config, 'orchestrator');
+    await startDemoWorker(config, 'drill');
     const agentLog = join(stackLayout(stackSettings(config).dataDir).dataDir, 'nodes', DEMO.node, 'agent.log');
     const agentFrom = logSize(agentLog);
     await new LocalNodeProvider(config).startAgent(DEMO.node);
@@ -212,8 +247,26 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
       2000,
     );
 
-    step(6, 'running the drill');
-    throw new UserError('demo: the drill step is not wired yet');
+    step(6, `running the drill ${DEMO.scenario}: the newest checkpoint snapshot is corrupted and the node destroyed; recovery runs for real`);
+    const drillStarted = Date.now();
+    const drillCode = await runDrillCli(config, DEMO.scenario);
+    const id = (await listDrillReports(stackSettings(config).dataDir)).find((d) => d.startsWith('drill-main-job-'));
+    const found = id ? await readDrillReport(stackSettings(config).dataDir, id) : null;
+    if (!found || Date.parse(found.report.startedAt) < drillStarted - 60_000) {
+      throw new UserError(`demo: the drill wrote no report (lifeline drill run exited ${drillCode}); see the drill worker's log ${workerLog(config, 'drill')}`);
+    }
+    const { report, htmlPath } = found;
+    const resumed = jobProgress(config, DEMO.job);
+    out('');
+    out(formatDrillSummary(report, htmlPath));
+    out(
+      resumed.state === 'running' && resumed.startStep !== undefined && resumed.startStep > 0
+        ? `training ${DEMO.job}: resumed from step ${resumed.startStep}, now at step ${resumed.step ?? resumed.startStep} (run ${resumed.runId})`
+        : `training ${DEMO.job}: ${resumed.state}${resumed.step !== undefined ? ` at step ${resumed.step}` : ''} — it did not resume`,
+    );
+    out(`main job ${report.verdict === 'pass' ? 'PASSED' : 'FAILED'} in ${elapsed()}: drill ${report.verdict.toUpperCase()}, RTO ${formatSeconds(report.measured.rtoSeconds)}, RPO ${formatSeconds(report.measured.rpoSeconds)}`);
+    out(`report: ${htmlPath}`);
+    return report.verdict === 'pass' ? 0 : 1;
   } finally {
     step(STEPS, 'cleaning up the demo (the stack stays up)');
     await stopDemo(config, client).catch((e: unknown) => ctx.logger.warn({ err: String(e) }, 'demo cleanup'));
