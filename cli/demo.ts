@@ -18,8 +18,8 @@ import { stackSettings, temporalUiUrl } from '../devstack/layout';
 import { up, type UpResult } from '../devstack/stack';
 import { DEMO, demoConfigObject, demoPaths, seedDemoNode, writeDemoConfig, type DemoPaths } from '../demo/platform';
 import { snapshotStatuses } from '../engine/verification';
-import { LocalNodeProvider } from '../nodes/local';
-import { readProcessRecord, removeProcessRecord, startRecordedProcess, stopRecordedProcess } from '../nodes/processes';
+import { LocalNodeProvider, nodeStateDir } from '../nodes/local';
+import { groupAlive, readProcessRecord, recordAlive, removeProcessRecord, startRecordedProcess, stopRecordedProcess } from '../nodes/processes';
 import { desiredSchedules } from '../schedules/desired';
 import { applySchedules } from '../schedules/temporal';
 import { TenantRepositories } from '../tenancy/repositories';
@@ -96,8 +96,22 @@ function logSince(file: string, from: number): string {
   }
 }
 
-async function waitReady(what: string, logFile: string, from: number): Promise<void> {
-  await until(`${what} to be ready (log: ${logFile})`, () => (/worker ready/.test(logSince(logFile, from)) ? true : undefined), 180_000, 500);
+/** Waits for the worker's "worker ready" log line; a worker that exits first is an error with its last log lines. */
+async function waitReady(what: string, logFile: string, from: number, recordFile: string): Promise<void> {
+  await until(
+    `${what} to be ready (log: ${logFile})`,
+    () => {
+      const text = logSince(logFile, from);
+      if (/worker ready/.test(text)) return true;
+      const rec = readProcessRecord(recordFile);
+      if (rec && !recordAlive(rec) && !groupAlive(rec)) {
+        throw new UserError(`demo: ${what} exited before it was ready; its log ${logFile} ends with:\n${text.trim().split('\n').slice(-5).join('\n')}`);
+      }
+      return undefined;
+    },
+    180_000,
+    500,
+  );
 }
 
 async function startDemoWorker(config: LoadedConfig, role: DemoRole): Promise<void> {
@@ -111,7 +125,7 @@ async function startDemoWorker(config: LoadedConfig, role: DemoRole): Promise<vo
     recordFile: workerRecord(config, role),
     info: { role, demo: 'true' },
   });
-  await waitReady(`the ${role} worker`, log, from);
+  await waitReady(`the ${role} worker`, log, from, workerRecord(config, role));
 }
 
 async function stopDemoWorker(config: LoadedConfig, role: DemoRole): Promise<void> {
@@ -174,7 +188,9 @@ async function assetProgress(config: LoadedConfig, repos: TenantRepositories): P
   const outp: AssetProgress[] = [];
   for (const asset of Object.values(DEMO.assets)) {
     const st = await snapshotStatuses(repo, { asset });
-    outp.push({ asset, snapshots: st.length, verified: st.filter((s) => s.verification.state === 'verified').length });
+    // Only snapshots with files count: the first checkpoint backup may run before the first checkpoint exists.
+    const withFiles = st.filter((s) => s.stats.files > 0);
+    outp.push({ asset, snapshots: withFiles.length, verified: withFiles.filter((s) => s.verification.state === 'verified').length });
   }
   return outp;
 }
@@ -214,10 +230,10 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
     step(3, 'starting the workers: orchestrator, drill, node agent');
     await startDemoWorker(config, 'orchestrator');
     await startDemoWorker(config, 'drill');
-    const agentLog = join(stackLayout(stackSettings(config).dataDir).dataDir, 'nodes', DEMO.node, 'agent.log');
+    const agentLog = join(nodeStateDir(config, DEMO.node), 'agent.log');
     const agentFrom = logSize(agentLog);
     await new LocalNodeProvider(config).startAgent(DEMO.node);
-    await waitReady(`the node agent of ${DEMO.node}`, agentLog, agentFrom);
+    await waitReady(`the node agent of ${DEMO.node}`, agentLog, agentFrom, join(nodeStateDir(config, DEMO.node), 'agent.json'));
     out(`      ready (${elapsed()})`);
 
     step(4, `starting training job ${DEMO.job} and applying the schedules`);
