@@ -16,6 +16,7 @@ import { parseEvent, type IncidentEvent } from '../events/schema';
 import { suspectSnapshots, type ContainedAsset, type IncidentNotice } from '../incidents/model';
 import type { Logger } from '../logging/logger';
 import { assetConfig, type TenantRepositories } from '../tenancy/repositories';
+import { jobProgress } from '../training/jobs';
 import { permanentFailures } from './engine-failures';
 
 export interface IncidentActivityDeps {
@@ -24,6 +25,13 @@ export interface IncidentActivityDeps {
   logger: Logger;
   /** the node this worker runs on (node agents only) */
   nodeId?: string;
+}
+
+/** A training job found dead by the node's probe: it ended without `done` or `stopped`. */
+export interface DeadJob {
+  job: string;
+  runId: string;
+  step: number | null;
 }
 
 export interface PlanIncidentInput {
@@ -143,10 +151,41 @@ export function createIncidentActivities(deps: IncidentActivityDeps) {
       return n;
     },
 
-    /** Node agents only: proves the agent of `node` is running (the workflow routes it to the node's task queue). */
-    async probeNode(input: { node: string }): Promise<{ node: string; time: string }> {
+    /**
+     * Node agents only: proves the agent of `node` is running (the workflow
+     * routes it to the node's task queue), and reports the node's training jobs
+     * that died before finishing (the job watchdog: killed, crashed — not done
+     * and not stopped on purpose).
+     */
+    async probeNode(input: { node: string }): Promise<{ node: string; time: string; deadJobs: DeadJob[] }> {
       if (deps.nodeId !== input.node) throw ApplicationFailure.nonRetryable(`probe for node ${input.node} reached ${deps.nodeId ? `node ${deps.nodeId}` : 'a worker without a node'}`, 'WrongNode');
-      return { node: input.node, time: new Date().toISOString() };
+      const deadJobs: DeadJob[] = [];
+      for (const [job, j] of Object.entries(config.trainingJobs)) {
+        if (j.node !== input.node) continue;
+        const p = jobProgress(config, job);
+        if ((p.state === 'exited' || p.state === 'failed') && p.runId) deadJobs.push({ job, runId: p.runId, step: p.step ?? null });
+      }
+      return { node: input.node, time: new Date().toISOString(), deadJobs };
+    },
+
+    /**
+     * Opens an incident for a training job that died (reported by the node's
+     * health workflow): a high-severity incident about the job's node, whose
+     * approved rebuild-node step restarts the job on the intact node
+     * (RecoverNodeWorkflow's restart path). Idempotent by the job's run id.
+     */
+    async reportJobDied(input: { node: string; job: string; runId: string; step: number | null; detectedAt: string; reporter: string }): Promise<string> {
+      return permanentFailures(async () => {
+        const ctx = Context.current();
+        const ev = parseEvent({
+          type: 'manual',
+          summary: `training job ${input.job} died at step ${input.step ?? 'unknown'} (run ${input.runId}), found by the job watchdog`,
+          nodes: [input.node],
+          severity: 'high',
+        }) as IncidentEvent;
+        const trigger = { ...incidentTrigger(config, ev, input.reporter, input.detectedAt), source: 'job-watchdog', detectedAt: input.detectedAt };
+        return (await openIncident(ctx.client, ctx.info.taskQueue, trigger, `job-${input.job}-${input.runId}`.slice(0, 60))).workflowId;
+      });
     },
 
     /** Opens (or joins) the node-lost incident of a silent node; returns its id. */

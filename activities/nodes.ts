@@ -70,6 +70,15 @@ export function createNodeActivities(deps: ActivityDeps, opts: LocalProviderOpti
       const { log: _log, ...r } = await mapped(() => provider(input.node).isAgentUp(input.node));
       return r;
     },
+    /** intact: the root and every asset folder of the node are there (only its processes were lost); missing/empty/partial otherwise. */
+    async nodeRootState(input: { node: string }): Promise<{ node: string; state: 'missing' | 'empty' | 'intact' | 'partial' }> {
+      return { node: input.node, state: await mapped(() => provider(input.node).rootState(input.node)) };
+    },
+    /** Moves a compromised root aside (evidence); the path stays out of the history. */
+    async nodeSetAside(input: { node: string; id: string }): Promise<{ node: string; setAside: boolean }> {
+      const r = await mapped(() => provider(input.node).setAside(input.node, input.id));
+      return { node: input.node, setAside: r.movedTo !== null };
+    },
     /** Runs on the node agent: answering proves it polls `lifeline-node-<id>`. */
     async nodeAgentHello(): Promise<{ node: string; pid: number }> {
       if (!deps.nodeId) throw ApplicationFailure.nonRetryable('nodeAgentHello reached a worker without a node id (task queue routing is wrong)', RecoveryFailureTypes.Config);

@@ -126,15 +126,9 @@ async function incidentView(client: Client, id: string): Promise<IncidentView> {
   }
 }
 
-export const nodeHealthId = (node: string) => `node-health-${node}`;
-
-export function nodeHealthInput(config: LoadedConfig, node: string): NodeHealthInput {
-  return {
-    node,
-    probeEverySeconds: Math.max(1, Math.round(durationMs(config.incident.nodeProbeEvery) / 1000)),
-    lostAfterSeconds: Math.max(1, Math.round(durationMs(config.incident.nodeLostAfter) / 1000)),
-  };
-}
+// node health ids and inputs live with the incident domain (the drill worker starts node health too)
+export { nodeHealthId, nodeHealthInput } from '../incidents/watch';
+import { nodeHealthId, nodeHealthInput } from '../incidents/watch';
 
 export function formatIncident(v: IncidentView): string {
   const lines = [

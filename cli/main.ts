@@ -32,6 +32,8 @@ import { registerEventCommands } from './events';
 import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
+import { registerDrillCommands } from './drill';
+import { startSupervisedWorker } from '../workers/supervised';
 import { addDrillReportCommand } from './drill-report';
 import { registerDemoCommand } from './demo';
 
@@ -104,13 +106,21 @@ export function buildProgram(): Command {
   program
     .command('worker')
     .description('run a Lifeline worker until SIGINT/SIGTERM')
-    .addOption(new Option('--role <role>', 'orchestrator (workflows + shared activities) or node-agent (activities of one node)').choices(WORKER_ROLES).default('orchestrator'))
+    .addOption(new Option('--role <role>', 'orchestrator (workflows + shared activities), node-agent (activities of one node) or drill (chaos drills, on lifeline-drill)').choices(WORKER_ROLES).default('orchestrator'))
     .option('--node <id>', 'node id (required for --role node-agent): polls lifeline-node-<id>', nodeIdArg)
     .option('--workflow-bundle <file>', 'load workflows from a prebuilt bundle (lifeline bundle) instead of bundling at start')
-    .action(async (opts: { role: WorkerRole; node?: string; workflowBundle?: string }, cmd: Command) => {
+    .option('--task-queue <name>', "poll this task queue instead of the role's default (isolated installations, tests)")
+    .option('--detach', 'orchestrator or drill: start the worker as a supervised background process (pid record in <dataDir>/run/<role>-worker.json, log in <dataDir>/logs/) and return')
+    .action(async (opts: { role: WorkerRole; node?: string; workflowBundle?: string; taskQueue?: string; detach?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
       if (opts.role === 'node-agent' && !opts.node) throw new UserError('--role node-agent needs --node <id>');
-      if (opts.role === 'orchestrator' && opts.node) throw new UserError('--node applies to --role node-agent only');
+      if (opts.role !== 'node-agent' && opts.node) throw new UserError('--node applies to --role node-agent only');
+      if (opts.detach) {
+        if (opts.role === 'node-agent') throw new UserError('--detach applies to --role orchestrator or drill (node agents are started by their node provider)');
+        const r = await startSupervisedWorker(ctx.config, opts.role, { taskQueue: opts.taskQueue });
+        out(`${opts.role} worker ${r.alreadyRunning ? 'already running' : 'started'} (pid ${r.record.pid}); log ${r.record.logFile}`);
+        return;
+      }
       const target = temporalTarget(ctx.config);
       if (!(await temporalHealthy(target.address, target.namespace, 5000))) {
         throw new UserError(
@@ -123,6 +133,7 @@ export function buildProgram(): Command {
         nodeId: opts.node,
         logger: ctx.logger,
         workflowBundlePath: opts.workflowBundle,
+        taskQueue: opts.taskQueue,
       });
       const stop = (sig: string) => {
         ctx.logger.info({ signal: sig }, 'shutting down worker');
@@ -184,8 +195,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerRecoverCommands(program);
   registerDemoCommand(program);
-  // `drill report` joins the `drill` group (cli/drill.ts) when it exists, else starts it.
-  addDrillReportCommand(program.commands.find((c) => c.name() === 'drill') ?? program.command('drill').description('chaos drills in staging'));
+  addDrillReportCommand(registerDrillCommands(program));
 
   return program;
 }

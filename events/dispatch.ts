@@ -110,8 +110,9 @@ export function incidentTrigger(config: LoadedConfig, ev: IncidentEvent, actor: 
 }
 
 /** Opens an incident, or joins the open one about the same subject (signal-with-start). */
-export async function openIncident(client: Client, taskQueue: string, trigger: IncidentTrigger): Promise<{ workflowId: string; runId: string }> {
-  const workflowId = incidentId({ ...trigger, nonce: randomBytes(3).toString('hex') });
+export async function openIncident(client: Client, taskQueue: string, trigger: IncidentTrigger, nonce?: string): Promise<{ workflowId: string; runId: string }> {
+  // a caller that may retry passes a stable nonce (a manual incident's id is time + nonce)
+  const workflowId = incidentId({ ...trigger, nonce: nonce ?? randomBytes(3).toString('hex') });
   const handle = await client.workflow.signalWithStart(incidentWorkflow, {
     workflowId,
     taskQueue,

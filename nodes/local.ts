@@ -5,8 +5,9 @@
  * detached, with a pid record and a log file under
  * `<devstack.dataDir>/nodes/<id>/`.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { resolveAsset } from '../backups/asset';
 import type { LoadedConfig } from '../config/load';
 import { LIFELINE_ROOT, resolveFromRoot } from '../config/root';
 import { readProcessRecord, recordAlive, removeProcessRecord, startRecordedProcess, stopRecordedProcess, writeJsonAtomic, groupAlive } from './processes';
@@ -118,12 +119,46 @@ export class LocalNodeProvider implements NodeProvider {
     return { node, up: false, pid: rec.pid, stopped, log: rec.logFile };
   }
 
+  /**
+   * What is left of the node's root: `missing`/`empty` (nothing: rebuild it),
+   * `intact` (every asset folder of the node is there and non-empty: only its
+   * processes were lost), `partial` (something else: never touched).
+   */
+  async rootState(node: string): Promise<RootState> {
+    const root = localNodeRoot(this.config, node);
+    if (!existsSync(root)) return 'missing';
+    if (readdirSync(root).length === 0) return 'empty';
+    const folders = Object.keys(this.config.assets)
+      .filter((a) => this.config.assets[a]!.node === node)
+      .map((a) => resolveAsset(this.config, a).root)
+      // only folders inside the root say anything about it
+      .filter((f) => !relative(root, f).startsWith('..'));
+    const intact = folders.length > 0 && folders.every((f) => existsSync(f) && readdirSync(f).length > 0);
+    return intact ? 'intact' : 'partial';
+  }
+
+  /**
+   * Moves a compromised root aside (`<root>.set-aside-<id>`, never deleted:
+   * it is evidence) so a fresh one can be built. Idempotent by id.
+   */
+  async setAside(node: string, id: string): Promise<{ node: string; movedTo: string | null }> {
+    const root = localNodeRoot(this.config, node);
+    const to = `${root}.set-aside-${id.replace(/[^A-Za-z0-9._-]/g, '_')}`;
+    if (existsSync(to)) return { node, movedTo: to };
+    if (!existsSync(root)) return { node, movedTo: null };
+    renameSync(root, to);
+    rmSync(this.provisionFile(node), { force: true });
+    return { node, movedTo: to };
+  }
+
   async isAgentUp(node: string): Promise<AgentState> {
     const rec = readProcessRecord(this.agentFile(node));
     if (!rec) return { node, up: false };
     return { node, up: recordAlive(rec) || groupAlive(rec), pid: rec.pid, startedAt: rec.startedAt, log: rec.logFile };
   }
 }
+
+export type RootState = 'missing' | 'empty' | 'intact' | 'partial';
 
 /** The provider of a node, from its config. New providers (ssh, kubernetes) are added here. */
 export function nodeProvider(config: LoadedConfig, node: string, opts: LocalProviderOptions = {}): NodeProvider {

@@ -44,6 +44,10 @@ export interface NodeProvider {
   /** Stops the node's agent (SIGTERM, then SIGKILL after the grace period). */
   stopAgent(node: string): Promise<AgentState & { stopped: 'not-running' | 'terminated' | 'killed' }>;
   isAgentUp(node: string): Promise<AgentState>;
+  /** What is left of the node's root: missing, empty, intact (every asset folder there: only processes were lost) or partial. */
+  rootState(node: string): Promise<'missing' | 'empty' | 'intact' | 'partial'>;
+  /** Moves a compromised root aside (kept as evidence, never deleted) so a fresh one can be built; idempotent by id. */
+  setAside(node: string, id: string): Promise<{ node: string; movedTo: string | null }>;
 }
 
 /** The node's root holds data that this provisioning did not create. */

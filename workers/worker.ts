@@ -3,7 +3,10 @@
  *  - orchestrator: runs every workflow (runbook) and the activities that need
  *    no particular node, on `lifeline-orchestrator`;
  *  - node-agent: runs activities on one node (its files, its disks) on
- *    `lifeline-node-<nodeId>`; no workflows.
+ *    `lifeline-node-<nodeId>`; no workflows;
+ *  - drill: runs chaos drills (ChaosDrillWorkflow and the fault injectors) on
+ *    `lifeline-drill`, apart from the orchestrator a drill may crash. It runs
+ *    on the machine of the nodes it drills (the local node provider).
  */
 import type { S3Client } from '@aws-sdk/client-s3';
 import { NativeConnection, Worker } from '@temporalio/worker';
@@ -16,11 +19,12 @@ import { createActivities } from '../activities';
 import { TenantRepositories } from '../tenancy/repositories';
 import { createS3Client } from '../activities/s3';
 import { installIncidentHook } from '../activities/incident-hook';
-import { ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
+import { DRILL_TASK_QUEUE, ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
+import { createDrillActivities } from '../activities/drill';
 import { temporalTarget } from './temporal';
 
-export type WorkerRole = 'orchestrator' | 'node-agent';
-export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent'];
+export type WorkerRole = 'orchestrator' | 'node-agent' | 'drill';
+export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent', 'drill'];
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -52,6 +56,7 @@ export interface LifelineWorker {
 
 export function roleTaskQueue(role: WorkerRole, nodeId?: string): string {
   if (role === 'orchestrator') return ORCHESTRATOR_TASK_QUEUE;
+  if (role === 'drill') return DRILL_TASK_QUEUE;
   if (!nodeId) throw new TypeError('a node-agent worker needs a node id');
   return nodeTaskQueue(nodeId);
 }
@@ -66,13 +71,16 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const connection = await NativeConnection.connect({ address: target.address });
   try {
     const repositories = new TenantRepositories(config, storage, logger);
-    const activities = createActivities({
-      storage: { s3, bucket: storage.bucket, prefix: storage.prefix },
-      config,
-      repositories,
-      nodeId: opts.nodeId,
-      logger,
-    });
+    const activities = {
+      ...createActivities({
+        storage: { s3, bucket: storage.bucket, prefix: storage.prefix },
+        config,
+        repositories,
+        nodeId: opts.nodeId,
+        logger,
+      }),
+      ...(role === 'drill' ? createDrillActivities({ config, repositories, logger }) : {}),
+    };
     const identity = opts.identity ?? `${role}${opts.nodeId ? `:${opts.nodeId}` : ''}@${process.pid}`;
     const worker = await Worker.create({
       connection,
@@ -80,7 +88,7 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
       taskQueue,
       identity,
       activities,
-      ...(role === 'orchestrator'
+      ...(role === 'orchestrator' || role === 'drill'
         ? opts.workflowBundlePath
           ? { workflowBundle: { codePath: opts.workflowBundlePath } }
           : { workflowsPath: WORKFLOWS_PATH }

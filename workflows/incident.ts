@@ -258,7 +258,8 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
           view.recoveries.push(rec);
           const child = await startChild('recoverNodeWorkflow', {
             workflowId: childId,
-            args: [{ node, failedAt }],
+            // a suspected compromise rebuilds even an intact root (moved aside as evidence), from the snapshots taken before it
+            args: [{ node, failedAt, ...(trigger.type === 'suspected-compromise' ? { compromised: true } : {}) }],
             parentClosePolicy: ParentClosePolicy.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
           });
           record('lifeline', `recovery-started:${node}`, `RecoverNodeWorkflow ${childId}`);

@@ -17,3 +17,5 @@ export { nodeHealthWorkflow } from './node-health';
 export type { NodeHealthInput, NodeHealthView } from './node-health';
 export { recoverNodeWorkflow } from './recover-node';
 export type { RecoverNodeInput, RecoverNodeResult, RecoverNodeProgress } from './recover-node';
+export { chaosDrillWorkflow } from './drill';
+export type { ChaosDrillInput, DrillProgress } from './drill';

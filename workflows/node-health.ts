@@ -3,7 +3,10 @@
  * `probeEvery` it runs a tiny probe activity on the node's task queue — only
  * that node's agent can answer it. A probe still unanswered after `lostAfter`
  * means the node is silent: a `node-lost` incident is opened (or joined), once
- * per outage; the next answered probe marks the node alive again. Continues as
+ * per outage; the next answered probe marks the node alive again. Each answer
+ * also lists the node's training jobs that died before finishing (the job
+ * watchdog): each dead run opens one incident, whose approved rebuild-node step
+ * restarts the job on the intact node. Continues as
  * new after PROBES_PER_RUN probes to keep the history short.
  */
 import { ActivityFailure, continueAsNew, defineQuery, proxyActivities, setHandler, sleep, workflowInfo } from '@temporalio/workflow';
@@ -20,6 +23,8 @@ export interface NodeHealthInput {
   lastSeen?: string | null;
   lost?: boolean;
   incident?: string | null;
+  /** run ids of dead training jobs already reported (the newest few) */
+  reportedRuns?: string[];
 }
 
 export interface NodeHealthView {
@@ -29,6 +34,8 @@ export interface NodeHealthView {
   /** the node-lost incident opened for the current (or last) outage */
   incident: string | null;
   probes: number;
+  /** incidents opened by the job watchdog (the newest few) */
+  jobIncidents: Array<{ job: string; runId: string; incident: string }>;
 }
 
 export const nodeHealthQuery = defineQuery<NodeHealthView>('health');
@@ -52,7 +59,9 @@ export async function nodeHealthWorkflow(input: NodeHealthInput): Promise<void> 
     lastSeen: input.lastSeen ?? null,
     incident: input.incident ?? null,
     probes: 0,
+    jobIncidents: [],
   };
+  const reportedRuns = [...(input.reportedRuns ?? [])];
   const started = new Date().toISOString();
   setHandler(nodeHealthQuery, () => view);
 
@@ -62,6 +71,15 @@ export async function nodeHealthWorkflow(input: NodeHealthInput): Promise<void> 
       const r = await probe.probeNode({ node: input.node });
       view.lastSeen = r.time;
       view.state = 'alive';
+      // the job watchdog: a job that died before finishing opens an incident, once per run
+      for (const d of r.deadJobs ?? []) {
+        if (reportedRuns.includes(d.runId)) continue;
+        const incident = await acts.reportJobDied({ node: input.node, job: d.job, runId: d.runId, step: d.step, detectedAt: r.time, reporter: workflowInfo().workflowId });
+        reportedRuns.push(d.runId);
+        if (reportedRuns.length > 20) reportedRuns.shift();
+        view.jobIncidents.push({ job: d.job, runId: d.runId, incident });
+        if (view.jobIncidents.length > 20) view.jobIncidents.shift();
+      }
     } catch (err) {
       if (!(err instanceof ActivityFailure)) throw err;
       if (view.state !== 'lost') {
@@ -71,5 +89,5 @@ export async function nodeHealthWorkflow(input: NodeHealthInput): Promise<void> 
     }
     await sleep(`${input.probeEverySeconds} seconds`);
   }
-  await continueAsNew<typeof nodeHealthWorkflow>({ ...input, lastSeen: view.lastSeen, lost: view.state === 'lost', incident: view.incident });
+  await continueAsNew<typeof nodeHealthWorkflow>({ ...input, lastSeen: view.lastSeen, lost: view.state === 'lost', incident: view.incident, reportedRuns });
 }

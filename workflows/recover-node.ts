@@ -4,9 +4,15 @@
  *
  *   1. plan            which assets the node holds (platform config, then
  *                      models and data sets, then checkpoints) and its jobs (orchestrator)
+ *   1b. inspect-root   an intact root (every asset folder there: only the
+ *                      agent or a job died) is not rebuilt: the agent and the
+ *                      dead jobs are restarted on it, resuming from their own
+ *                      checkpoint folders, and nothing is restored        (node provider)
  *   2. choose          each asset's snapshot: the newest verified, not
  *                      quarantined one, or an explicit override; no verified
  *                      snapshot → stop before anything is built       (orchestrator)
+ *   2b. isolate        a compromised node only: stop its jobs and agent and
+ *                      move its root aside (evidence, never deleted)   (node provider)
  *   3. provision       a fresh node root                               (node provider)
  *   4. start-agent     the node agent for it                           (node provider)
  *   5. wait-for-agent  until the agent polls lifeline-node-<id>        (node)
@@ -42,6 +48,12 @@ export interface RecoverNodeInput {
   failedAt: string;
   /** asset → snapshot id (or unique prefix) to restore instead of the last verified one */
   snapshots?: Record<string, string>;
+  /**
+   * The node is suspected compromised (ransomware): its jobs and agent are
+   * stopped and its root is moved aside (kept as evidence) before a fresh one
+   * is built, even though the root is still there.
+   */
+  compromised?: boolean;
   options?: {
     /** how long the new node agent may take to poll its task queue (default 300 s) */
     agentReadySeconds?: number;
@@ -93,6 +105,8 @@ export interface RecoverNodeResult {
   assets: RecoveredAsset[];
   jobs: RecoveredJob[];
   steps: string[];
+  /** rebuild: a fresh root restored from snapshots; restart: the root was intact, only the agent and jobs were restarted (nothing restored) */
+  mode: 'rebuild' | 'restart';
 }
 
 export interface RecoverNodeProgress {
@@ -146,6 +160,13 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
     retry: { initialInterval: '2 seconds', maximumAttempts: 3 },
   });
 
+  const isolate = proxyActivities<TrainingActivities>({
+    taskQueue: queue,
+    scheduleToCloseTimeout: '1 minute',
+    heartbeatTimeout: '30 seconds',
+    retry: { maximumAttempts: 2 },
+  });
+
   const compensations: { name: string; run: () => Promise<unknown> }[] = [];
   const step = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
     progress.step = name;
@@ -162,6 +183,51 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
   try {
     const plan = await step('plan', () => orchestrator.nodeRecoveryPlan({ node: input.node }));
     const overrides = input.snapshots ?? {};
+
+    // ---- only the processes were lost (the root and every asset folder are there): restart them, restore nothing ----
+    const root = await step('inspect-root', () => orchestrator.nodeRootState({ node: input.node }));
+    if (root.state === 'intact' && !input.compromised && Object.keys(overrides).length === 0) {
+      await step('start-agent', () => orchestrator.nodeAgentStart({ node: input.node }));
+      await step('wait-for-agent', () => hello.nodeAgentHello());
+      const jobs: RecoveredJob[] = [];
+      for (const j of plan.jobs) {
+        const before = await step(`inspect:${j.job}`, () => node.trainingJobProgress({ job: j.job }));
+        if (before.state === 'running' || before.state === 'done') {
+          // still running (only the agent died) or finished: nothing to restart
+          const seen = before.state === 'running' ? await step(`confirm:${j.job}`, () => node.trainingJobWaitForStepBeyond({ job: j.job, step: before.step ?? 0, timeoutSeconds: opts.progressTimeoutSeconds ?? 600 })) : before;
+          jobs.push({ job: j.job, checkpointAsset: j.checkpointAsset, pid: before.pid ?? 0, restoredStep: before.step ?? 0, stepAtFailure: before.step ?? null, confirmedStep: seen.step ?? 0, rpoSeconds: 0, rpoSteps: 0 });
+          continue;
+        }
+        // the job died: it resumes from the newest complete checkpoint in its (intact) checkpoint folder
+        const started = await step(`start-job:${j.job}`, () => node.trainingJobStart({ job: j.job, runId: wfId.replace(/[^A-Za-z0-9._-]/g, '_'), resume: true }));
+        const seen = await step(`confirm:${j.job}`, () => node.trainingJobWaitForStepBeyond({ job: j.job, step: 'start', timeoutSeconds: opts.progressTimeoutSeconds ?? 600 }));
+        const restoredStep = seen.startStep ?? 0;
+        const stepAtFailure = before.state !== 'never-started' && before.runId !== started.runId && before.step !== undefined ? before.step : null;
+        jobs.push({
+          job: j.job,
+          checkpointAsset: j.checkpointAsset,
+          pid: started.pid,
+          restoredStep,
+          stepAtFailure,
+          confirmedStep: seen.step ?? restoredStep,
+          rpoSeconds: 0,
+          rpoSteps: stepAtFailure === null ? null : Math.max(0, stepAtFailure - restoredStep),
+        });
+      }
+      progress.step = 'completed';
+      return {
+        node: input.node,
+        workflowId: wfId,
+        failedAt: input.failedAt,
+        startedAt: new Date(startedMs).toISOString(),
+        finishedAt: new Date(Date.now()).toISOString(),
+        durationMs: Date.now() - startedMs,
+        assets: [],
+        jobs,
+        steps: [...progress.done],
+        mode: 'restart',
+      };
+    }
 
     // ---- choose every snapshot before building anything ---------------------------------------
     const chosen = await step('choose-snapshots', async () => {
@@ -195,6 +261,15 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
       }
       return out;
     });
+
+    // ---- a compromised node: stop what runs there and move its root aside (evidence) -------------------
+    if (input.compromised && (root.state === 'intact' || root.state === 'partial')) {
+      await step('isolate', async () => {
+        for (const j of plan.jobs) await isolate.trainingJobStop({ job: j.job, graceSeconds: 5 }).catch(() => undefined); // a dead agent cannot stop them; the agent stop below takes the node down anyway
+        await orchestrator.nodeAgentStop({ node: input.node });
+        return orchestrator.nodeSetAside({ node: input.node, id: wfId });
+      });
+    }
 
     // ---- build the node ---------------------------------------------------------------------------
     const provisionId = wfId;
@@ -269,6 +344,7 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
       assets,
       jobs,
       steps: [...progress.done],
+      mode: 'rebuild',
     };
   } catch (err) {
     const failedStep = progress.failedStep ?? progress.step;

@@ -26,6 +26,7 @@ describe('lifeline recover node', () => {
       ],
       jobs: [{ job: 'train', checkpointAsset: 'ckpt', pid: 42, restoredStep: 80, stepAtFailure: 130, confirmedStep: 90, rpoSeconds: 600, rpoSteps: 50 }],
       steps: [],
+      mode: 'rebuild',
     };
     const text = formatRecoverResult(r);
     expect(text).toContain('node gpu1 recovered in 150 s (2026-01-01T10:05:00.000Z → 2026-01-01T10:07:30.000Z; lost at 2026-01-01T10:00:00.000Z)');
