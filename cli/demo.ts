@@ -19,7 +19,8 @@ import { up, type UpResult } from '../devstack/stack';
 import { DEMO, demoConfigObject, demoPaths, seedDemoNode, writeDemoConfig, type DemoPaths } from '../demo/platform';
 import { snapshotStatuses } from '../engine/verification';
 import { LocalNodeProvider, nodeStateDir } from '../nodes/local';
-import { groupAlive, readProcessRecord, recordAlive, removeProcessRecord, startRecordedProcess, stopRecordedProcess } from '../nodes/processes';
+import { groupAlive, readProcessRecord, recordAlive } from '../nodes/processes';
+import { startSupervisedWorker, stopSupervisedWorker, supervisedWorker, workerLogFile, workerRecordFile, type SupervisedRole } from '../workers/supervised';
 import { desiredSchedules } from '../schedules/desired';
 import { applySchedules } from '../schedules/temporal';
 import { TenantRepositories } from '../tenancy/repositories';
@@ -64,11 +65,7 @@ async function emptyBucket(s3: S3Client, bucket: string): Promise<number> {
   }
 }
 
-// ---- demo workers: detached, recorded processes (so a drill fault can crash and restart them) ----
-
-type DemoRole = 'orchestrator' | 'drill';
-const workerRecord = (config: LoadedConfig, role: DemoRole) => join(stackLayout(stackSettings(config).dataDir).runDir, `${role}-worker.json`);
-const workerLog = (config: LoadedConfig, role: DemoRole) => join(stackLayout(stackSettings(config).dataDir).logsDir, `${role}-worker.log`);
+// ---- demo workers: supervised processes (workers/supervised.ts), so the crash-orchestrator fault can crash and restart them ----
 
 function logSize(file: string): number {
   try {
@@ -114,26 +111,13 @@ async function waitReady(what: string, logFile: string, from: number, recordFile
   );
 }
 
-async function startDemoWorker(config: LoadedConfig, role: DemoRole): Promise<void> {
-  const log = workerLog(config, role);
+async function startDemoWorker(config: LoadedConfig, role: SupervisedRole): Promise<void> {
+  const log = workerLogFile(config, role);
   const from = logSize(log);
-  await startRecordedProcess({
-    argv: [join(LIFELINE_ROOT, 'bin', 'lifeline'), '--config', config.source.file!, '--log-format', 'json', 'worker', '--role', role],
-    cwd: LIFELINE_ROOT,
-    env: process.env,
-    logFile: log,
-    recordFile: workerRecord(config, role),
-    info: { role, demo: 'true' },
-  });
-  await waitReady(`the ${role} worker`, log, from, workerRecord(config, role));
-}
-
-async function stopDemoWorker(config: LoadedConfig, role: DemoRole): Promise<void> {
-  const file = workerRecord(config, role);
-  const rec = readProcessRecord(file);
-  if (!rec) return;
-  await stopRecordedProcess(rec, 15_000);
-  removeProcessRecord(file);
+  const { alreadyRunning } = await startSupervisedWorker(config, role);
+  // stopDemo ran first, so a running worker here belongs to someone else's config on this data folder
+  if (alreadyRunning) throw new UserError(`demo: a supervised ${role} worker already runs on this data folder (${workerRecordFile(config, role)}); stop it first`);
+  await waitReady(`the ${role} worker`, log, from, workerRecordFile(config, role));
 }
 
 /** Stops whatever a previous (or this) demo run left running: schedules, the training job, the node agent, the workers. */
@@ -143,8 +127,10 @@ async function stopDemo(config: LoadedConfig, client: Client | null): Promise<vo
   }
   await stopTrainingJob(config, DEMO.job, 5000).catch(() => undefined);
   await new LocalNodeProvider(config, { agentGraceMs: 10_000 }).stopAgent(DEMO.node).catch(() => undefined);
-  await stopDemoWorker(config, 'orchestrator').catch(() => undefined);
-  await stopDemoWorker(config, 'drill').catch(() => undefined);
+  for (const role of ['drill', 'orchestrator'] as const) {
+    // Only the demo's own workers (started with the demo config), never a worker of another config on this data folder.
+    if (supervisedWorker(config, role).record?.argv.includes(config.source.file!)) await stopSupervisedWorker(config, role, 15_000).catch(() => undefined);
+  }
 }
 
 /**
@@ -170,7 +156,8 @@ function runDrillCli(config: LoadedConfig, scenario: string): Promise<number | n
         }
       });
     };
-    relay(child.stdout!);
+    // Its progress (stderr) is shown; its closing summary (stdout) is replaced by the report's, printed below.
+    child.stdout!.resume();
     relay(child.stderr!);
     child.once('error', reject);
     child.once('close', (code) => resolve(code));
@@ -269,7 +256,7 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
     const id = (await listDrillReports(stackSettings(config).dataDir)).find((d) => d.startsWith('drill-main-job-'));
     const found = id ? await readDrillReport(stackSettings(config).dataDir, id) : null;
     if (!found || Date.parse(found.report.startedAt) < drillStarted - 60_000) {
-      throw new UserError(`demo: the drill wrote no report (lifeline drill run exited ${drillCode}); see the drill worker's log ${workerLog(config, 'drill')}`);
+      throw new UserError(`demo: the drill wrote no report (lifeline drill run exited ${drillCode}); see the drill worker's log ${workerLogFile(config, 'drill')}`);
     }
     const { report, htmlPath } = found;
     const resumed = jobProgress(config, DEMO.job);
@@ -280,8 +267,7 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
         ? `training ${DEMO.job}: resumed from step ${resumed.startStep}, now at step ${resumed.step ?? resumed.startStep} (run ${resumed.runId})`
         : `training ${DEMO.job}: ${resumed.state}${resumed.step !== undefined ? ` at step ${resumed.step}` : ''} — it did not resume`,
     );
-    out(`main job ${report.verdict === 'pass' ? 'PASSED' : 'FAILED'} in ${elapsed()}: drill ${report.verdict.toUpperCase()}, RTO ${formatSeconds(report.measured.rtoSeconds)}, RPO ${formatSeconds(report.measured.rpoSeconds)}`);
-    out(`report: ${htmlPath}`);
+    out(`main job ${report.verdict === 'pass' ? 'PASSED' : 'FAILED'} in ${elapsed()}: drill ${report.verdict.toUpperCase()}, RTO ${formatSeconds(report.measured.rtoSeconds)}, RPO ${formatSeconds(report.measured.rpoSeconds)}; open the report: ${htmlPath}`);
     return report.verdict === 'pass' ? 0 : 1;
   } finally {
     step(STEPS, 'cleaning up the demo (the stack stays up)');

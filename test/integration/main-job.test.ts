@@ -71,7 +71,7 @@ describe('the main job (lifeline demo)', () => {
     expect(r.stdout).toMatch(/^ {4}reverted {6}corrupt-object /m);
     expect(r.stdout).toMatch(/^ {4}reverted {6}destroy-node /m);
     expect(r.stdout).toMatch(new RegExp(`^training ${DEMO.job}: resumed from step [1-9]\\d*, now at step \\d+`, 'm'));
-    expect(r.stdout).toMatch(/^main job PASSED in \d+ s: drill PASS, RTO .+, RPO .+$/m);
+    expect(r.stdout).toMatch(/^main job PASSED in \d+ s: drill PASS, RTO .+, RPO .+; open the report: \S+report\.html$/m);
     const reportPath = /^report: (\S+report\.html)$/m.exec(r.stdout)?.[1];
     expect(reportPath).toBeDefined();
     expect(reportPath!.startsWith(join(dir, 'data', 'drills'))).toBe(true);
