@@ -26,6 +26,8 @@ describe('demo platform config', () => {
     });
     expect(demo.trainingJobs[DEMO.job]).toMatchObject({ node: DEMO.node, checkpointAsset: DEMO.assets.checkpoints });
     expect(demo.policies.demo!.backup).toEqual({ every: '10s' });
+    expect(demo.assets[DEMO.assets.checkpoints]!.policy).toBe('demo-checkpoints');
+    expect(demo.policies['demo-checkpoints']!.verify.deep).toMatchObject({ every: '5s', samplePercent: 100 });
   });
 
   it('the shipped main-job scenario is valid and may run against it', async () => {
