@@ -7,6 +7,8 @@
  */
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { nodeWorkDir } from '../backups/asset';
 import { DeleteObjectsCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import type { Client } from '@temporalio/client';
 import type { Command } from 'commander';
@@ -32,6 +34,7 @@ import { join } from 'node:path';
 import { stackLayout } from '../devstack/layout';
 import { listDrillReports, readDrillReport } from '../drills/report-files';
 import { formatSeconds } from '../drills/report-html';
+import { nodeHealthId } from '../incidents/watch';
 import { context, out, type Ctx } from './context';
 import { formatDrillSummary } from './drill-report';
 
@@ -120,13 +123,23 @@ async function startDemoWorker(config: LoadedConfig, role: SupervisedRole): Prom
   await waitReady(`the ${role} worker`, log, from, workerRecordFile(config, role));
 }
 
-/** Stops whatever a previous (or this) demo run left running: schedules, the training job, the node agent, the workers. */
-async function stopDemo(config: LoadedConfig, client: Client | null): Promise<void> {
+/** Stops whatever a previous (or this) demo run left running: schedules, node health, incidents, the training job, the node agent, the workers. */
+async function stopDemo(config: LoadedConfig, client: Client | null, opts: { removeRecords: boolean }): Promise<void> {
   if (client) {
     for (const d of desiredSchedules(config)) await client.schedule.getHandle(d.id).delete().catch(() => undefined);
+    // The node's health watch first (it would report the stopped agent and job as incidents), then the demo's open
+    // incidents and recoveries: a later run starts with a fresh watch and no incident to join.
+    await client.workflow.getHandle(nodeHealthId(DEMO.node)).terminate('lifeline demo: cleanup').catch(() => undefined);
+    const names = [DEMO.node, DEMO.job, ...Object.values(DEMO.assets)];
+    const running = client.workflow.list({ query: `ExecutionStatus = "Running" AND (WorkflowType = "incidentWorkflow" OR WorkflowType = "recoverNodeWorkflow")` });
+    for await (const w of running) {
+      if (names.some((n) => w.workflowId.includes(n))) await client.workflow.getHandle(w.workflowId).terminate('lifeline demo: cleanup').catch(() => undefined);
+    }
   }
   await stopTrainingJob(config, DEMO.job, 5000).catch(() => undefined);
   await new LocalNodeProvider(config, { agentGraceMs: 10_000 }).stopAgent(DEMO.node).catch(() => undefined);
+  // The node's records outside its root (provisioning, agent, job logs): a run's job progress must not read an earlier run's log.
+  if (opts.removeRecords) for (const dir of [nodeWorkDir(config, DEMO.node), nodeStateDir(config, DEMO.node)]) await rm(dir, { recursive: true, force: true });
   for (const role of ['drill', 'orchestrator'] as const) {
     // Only the demo's own workers (started with the demo config), never a worker of another config on this data folder.
     if (supervisedWorker(config, role).record?.argv.includes(config.source.file!)) await stopSupervisedWorker(config, role, 15_000).catch(() => undefined);
@@ -205,7 +218,7 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
   const { client, connection } = await connectClient(config);
   const s3 = createS3Client(resolveStorage(config));
   try {
-    await stopDemo(config, client);
+    await stopDemo(config, client, { removeRecords: true });
     const removed = await emptyBucket(s3, DEMO.bucket);
     if (removed) out(`      removed the previous run's ${removed} object(s) from bucket ${DEMO.bucket}`);
     await seedDemoNode(paths);
@@ -271,7 +284,8 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
     return report.verdict === 'pass' ? 0 : 1;
   } finally {
     step(STEPS, 'cleaning up the demo (the stack stays up)');
-    await stopDemo(config, client).catch((e: unknown) => ctx.logger.warn({ err: String(e) }, 'demo cleanup'));
+    // The logs stay until the next run, for whoever wants to see what happened.
+    await stopDemo(config, client, { removeRecords: false }).catch((e: unknown) => ctx.logger.warn({ err: String(e) }, 'demo cleanup'));
     s3.destroy();
     await connection.close().catch(() => undefined);
     const ui = temporalUiUrl(settings);
