@@ -15,6 +15,9 @@ import { createRetentionActivities } from './retention';
 import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
+import { createAuditActivities } from './audit';
+import type { AuditSink } from '../audit/log';
+import { createMbomActivities } from './mbom';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -24,6 +27,12 @@ export interface ActivityDeps {
   /** the node this worker runs on (node agents only) */
   nodeId?: string;
   logger: Logger;
+  /**
+   * The installation's audit log (workers open it from config). Null or
+   * absent: not initialised — entries are logged at warn level, not recorded.
+   * Activities record with `activityAuditor(deps).record({...})`.
+   */
+  audit?: AuditSink | null;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -36,6 +45,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createIncidentActivities(deps),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
+    ...createAuditActivities(deps),
+    ...createMbomActivities(deps),
   };
 }
 

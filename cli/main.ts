@@ -16,7 +16,9 @@ import { temporalHealthy } from '../devstack/health';
 import { createLogger, type Logger } from '../logging/logger';
 import { scrubString } from '../logging/redact';
 import { runSmoke } from '../workers/smoke';
+import { initAudit } from '../audit/open';
 import { temporalTarget } from '../workers/temporal';
+import { FAILURE_CONVERTER_PATH, payloadEncryptionEnabled } from '../workers/codec';
 import { WORKER_ROLES, WORKFLOWS_PATH, createLifelineWorker, roleTaskQueue, type WorkerRole } from '../workers/worker';
 import { isValidNodeId } from '../workflows/task-queues';
 import { collectStatus, formatStatus } from './status';
@@ -32,10 +34,13 @@ import { registerEventCommands } from './events';
 import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
+import { registerMbomCommands } from './mbom';
+import { registerPayloadKeyCommand } from './payload-key';
 import { registerDrillCommands } from './drill';
 import { startSupervisedWorker } from '../workers/supervised';
 import { addDrillReportCommand } from './drill-report';
 import { registerDemoCommand } from './demo';
+import { registerAlarmCommands } from './alarm';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -71,10 +76,15 @@ export function buildProgram(): Command {
       const ctx = context(cmd);
       const results = await bringUp(ctx);
       const layout = stackLayout(stackSettings(ctx.config).dataDir);
-      if (opts.json) json({ dataDir: layout.dataDir, services: results });
+      // The embedded default gets a ready audit log (key + locked bucket + first entry); external storage is
+      // initialised deliberately with `lifeline audit init`.
+      const audit = ctx.config.storage.endpoint === undefined ? await initAudit(ctx.config, { logger: ctx.logger }) : null;
+      const auditInfo = audit && { bucket: audit.bucket, keyId: audit.keyId, verifierKey: audit.verifierKey, created: audit.created };
+      if (opts.json) json({ dataDir: layout.dataDir, services: results, audit: auditInfo });
       else {
         for (const r of results) out(describeUp(r, ctx.config));
         if (results.some((r) => r.state !== 'external')) out(`data ${layout.dataDir}   logs ${layout.logsDir}`);
+        if (audit) out(`audit log ${audit.location} ${audit.created.log ? 'initialised' : 'ready'} (key ${audit.keyId})`);
       }
     });
 
@@ -178,13 +188,16 @@ export function buildProgram(): Command {
     .requiredOption('--out <file>', 'where to write the bundle')
     .action(async (opts: { out: string }, cmd: Command) => {
       const ctx = context(cmd);
-      const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH });
+      // With payload encryption the bundle carries the failure converter that encodes messages and stack traces.
+      const encrypted = payloadEncryptionEnabled(ctx.config);
+      const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, ...(encrypted ? { failureConverterPath: FAILURE_CONVERTER_PATH } : {}) });
       writeFileSync(opts.out, code);
       ctx.logger.info({ out: opts.out, bytes: code.length }, 'workflow bundle written');
       out(opts.out);
     });
 
   registerKeysCommands(program);
+  registerPayloadKeyCommand(program);
   registerVerifyCommand(program);
   registerSnapshotsCommands(program);
   registerRetentionCommands(program);
@@ -194,8 +207,10 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
+  registerMbomCommands(program);
   registerDemoCommand(program);
   addDrillReportCommand(registerDrillCommands(program));
+  registerAlarmCommands(program);
 
   return program;
 }

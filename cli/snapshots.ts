@@ -39,6 +39,22 @@ async function tenantsFor(config: LoadedConfig, repos: TenantRepositories, asset
   return out;
 }
 
+/** The one snapshot a full id or unique prefix names, in the given tenant or in any tenant. */
+export async function findSnapshot(config: LoadedConfig, repos: TenantRepositories, ref: string, tenant: string | undefined, logger: Logger): Promise<{ tenant: string; repo: Repository; id: string }> {
+  const matches: Array<{ tenant: string; repo: Repository; id: string }> = [];
+  for (const t of await tenantsFor(config, repos, undefined, tenant, logger)) {
+    try {
+      matches.push({ ...t, id: await t.repo.resolveSnapshotId(ref) });
+    } catch (err) {
+      if (err instanceof InputError && /no snapshot matches/.test(err.message)) continue;
+      throw err instanceof InputError ? new UserError(err.message) : err;
+    }
+  }
+  if (matches.length === 0) throw new UserError(`no snapshot matches ${ref}${tenant ? ` in tenant ${tenant}` : ''}`);
+  if (matches.length > 1) throw new UserError(`${ref} matches snapshots of tenants ${matches.map((m) => m.tenant).join(', ')}; give more characters or --tenant`);
+  return matches[0]!;
+}
+
 export function verificationText(s: Pick<SnapshotStatus, 'verification'>): string {
   const v = s.verification;
   if (v.state === 'unverified') return 'unverified';
@@ -124,18 +140,7 @@ export function registerSnapshotsCommands(program: Command): void {
       const ctx = context(cmd);
       const repos = new TenantRepositories(ctx.config, undefined, ctx.logger);
       const warn = warner(ctx.logger);
-      const matches: Array<{ tenant: string; repo: Repository; id: string }> = [];
-      for (const { tenant, repo } of await tenantsFor(ctx.config, repos, undefined, opts.tenant, ctx.logger)) {
-        try {
-          matches.push({ tenant, repo, id: await repo.resolveSnapshotId(ref) });
-        } catch (err) {
-          if (err instanceof InputError && /no snapshot matches/.test(err.message)) continue;
-          throw err instanceof InputError ? new UserError(err.message) : err;
-        }
-      }
-      if (matches.length === 0) throw new UserError(`no snapshot matches ${ref}${opts.tenant ? ` in tenant ${opts.tenant}` : ''}`);
-      if (matches.length > 1) throw new UserError(`${ref} matches snapshots of tenants ${matches.map((m) => m.tenant).join(', ')}; give more characters or --tenant`);
-      const { tenant, repo, id } = matches[0]!;
+      const { tenant, repo, id } = await findSnapshot(ctx.config, repos, ref, opts.tenant, ctx.logger);
       const manifest = await repo.loadSnapshot(id);
       const records = await listVerifications(repo, { snapshotId: id, onWarning: warn });
       const [holds, quarantine] = await Promise.all([listHolds(repo, { snapshotId: id, onWarning: warn }), listQuarantined(repo, { snapshotId: id, onWarning: warn })]);

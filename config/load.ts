@@ -34,6 +34,7 @@ export const ENV_OVERRIDES: readonly EnvOverride[] = [
   { name: 'TEMPORAL_ADDRESS', path: 'temporal.address', kind: 'string', description: 'same, the Temporal CLI/SDK convention (LIFELINE_TEMPORAL_ADDRESS wins)' },
   { name: 'LIFELINE_TEMPORAL_NAMESPACE', path: 'temporal.namespace', kind: 'string', description: 'Temporal namespace' },
   { name: 'TEMPORAL_NAMESPACE', path: 'temporal.namespace', kind: 'string', description: 'same, Temporal convention (LIFELINE_TEMPORAL_NAMESPACE wins)' },
+  { name: 'LIFELINE_TEMPORAL_PAYLOAD_KEY_FILE', path: 'temporal.payloadEncryption.key', kind: 'secret-file', description: 'file holding the Temporal payload encryption key (on in production)' },
   { name: 'LIFELINE_DATA_DIR', path: 'devstack.dataDir', kind: 'string', description: 'project data folder of the embedded stack' },
   { name: 'LIFELINE_S3_ENDPOINT', path: 'storage.endpoint', kind: 'string', description: 'external S3 endpoint URL (starts no embedded MinIO)' },
   { name: 'LIFELINE_S3_REGION', path: 'storage.region', kind: 'string', description: 'S3 region' },

@@ -60,6 +60,45 @@ export const NodeSchema = z
 
 export const CHECKPOINT_COMPLETIONS = ['marker', 'rename', 'event'] as const;
 
+/** CycloneDX 1.6 `modelCard.modelParameters.approach.type` values. */
+export const MODEL_APPROACHES = ['supervised', 'unsupervised', 'reinforcement-learning', 'semi-supervised', 'self-supervised'] as const;
+
+/**
+ * Model assets only: where the model came from, recorded in the Model BOM of
+ * every snapshot (README "Model BOM"). Only names of other assets and jobs —
+ * their snapshots and hashes are looked up when the BOM is made.
+ */
+export const ModelBomSchema = z
+  .object({
+    /** dataset assets the model was trained or evaluated on */
+    datasets: z.array(Name('asset')).default([]),
+    /** checkpoint asset whose snapshots form the model's checkpoint chain */
+    checkpoints: Name('asset').optional(),
+    /** platform-config asset the model was built with */
+    platformConfig: Name('asset').optional(),
+    /** training job (under trainingJobs) that produced the model: its command and code hash */
+    trainingJob: Name('training job').optional(),
+    /** model card fields (CycloneDX modelCard) */
+    card: z
+      .object({
+        version: z.string().min(1).optional(),
+        description: z.string().min(1).optional(),
+        license: z.string().min(1).optional(),
+        approach: z.enum(MODEL_APPROACHES).optional(),
+        task: z.string().min(1).optional(),
+        architectureFamily: z.string().min(1).optional(),
+        modelArchitecture: z.string().min(1).optional(),
+        inputs: z.array(z.string().min(1)).default([]),
+        outputs: z.array(z.string().min(1)).default([]),
+        useCases: z.array(z.string().min(1)).default([]),
+        limitations: z.array(z.string().min(1)).default([]),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+export type ModelBomConfig = z.infer<typeof ModelBomSchema>;
+
 export const AssetSchema = z
   .object({
     node: Name('node'),
@@ -84,6 +123,8 @@ export const AssetSchema = z
       })
       .strict()
       .optional(),
+    /** model assets only: the sources recorded in each snapshot's Model BOM */
+    bom: ModelBomSchema.optional(),
   })
   .strict();
 
@@ -130,7 +171,7 @@ export const PoliciesSection = z.record(Name('policy'), PolicySchema).default({}
 
 /** References between sections: every asset names a declared node, tenant and policy. */
 export function checkPlatformReferences(
-  cfg: { tenants: Record<string, unknown>; nodes: Record<string, unknown>; assets: Record<string, AssetConfig>; policies: Record<string, unknown> },
+  cfg: { tenants: Record<string, unknown>; nodes: Record<string, unknown>; assets: Record<string, AssetConfig>; policies: Record<string, unknown>; trainingJobs?: Record<string, unknown> },
   ctx: z.RefinementCtx,
 ): void {
   for (const [name, a] of Object.entries(cfg.assets)) {
@@ -146,6 +187,36 @@ export function checkPlatformReferences(
     if (a.checkpoint && a.kind !== 'checkpoint') {
       ctx.addIssue({ code: 'custom', path: ['assets', name, 'checkpoint'], message: 'only allowed for assets of kind checkpoint' });
     }
+    if (a.bom) checkBomReferences(cfg, name, a, a.bom, ctx);
+  }
+}
+
+/** A model's BOM sources must be declared, of the right kind and the model's own tenant (no cross-tenant reads). */
+function checkBomReferences(
+  cfg: { assets: Record<string, AssetConfig>; trainingJobs?: Record<string, unknown> },
+  name: string,
+  model: AssetConfig,
+  bom: ModelBomConfig,
+  ctx: z.RefinementCtx,
+): void {
+  const at = ['assets', name, 'bom'];
+  if (model.kind !== 'model') {
+    ctx.addIssue({ code: 'custom', path: at, message: `only allowed for assets of kind model (this one is ${model.kind})` });
+    return;
+  }
+  const ref = (asset: string, kind: AssetConfig['kind'], path: Array<string | number>) => {
+    const a = cfg.assets[asset];
+    if (!a) ctx.addIssue({ code: 'custom', path: [...at, ...path], message: `asset ${JSON.stringify(asset)} is not declared under assets` });
+    else if (a.kind !== kind) ctx.addIssue({ code: 'custom', path: [...at, ...path], message: `asset ${asset} is of kind ${a.kind}; expected an asset of kind ${kind}` });
+    else if (a.tenant !== model.tenant) {
+      ctx.addIssue({ code: 'custom', path: [...at, ...path], message: `asset ${asset} belongs to tenant ${a.tenant}, but model ${name} to tenant ${model.tenant}: a BOM only references its own tenant's snapshots` });
+    }
+  };
+  bom.datasets.forEach((d, i) => ref(d, 'dataset', ['datasets', i]));
+  if (bom.checkpoints) ref(bom.checkpoints, 'checkpoint', ['checkpoints']);
+  if (bom.platformConfig) ref(bom.platformConfig, 'platform-config', ['platformConfig']);
+  if (bom.trainingJob && cfg.trainingJobs && !(bom.trainingJob in cfg.trainingJobs)) {
+    ctx.addIssue({ code: 'custom', path: [...at, 'trainingJob'], message: `training job ${JSON.stringify(bom.trainingJob)} is not declared under trainingJobs` });
   }
 }
 

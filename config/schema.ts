@@ -11,6 +11,7 @@ import { SecretRefSchema, describeType, type SecretRef } from './secret-ref';
 import { AssetsSection, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
 import { AuditSection } from './audit';
 import { IncidentSection } from './incident';
+import { AlarmSection } from './alarm';
 import { TrainingJobsSection, checkTrainingJobReferences } from './training-jobs';
 
 export { SecretRefSchema, describeType, type SecretRef };
@@ -25,8 +26,26 @@ export const TemporalSection = z
     /** host:port of an external Temporal frontend; when set, Lifeline starts no Temporal server. */
     address: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port, e.g. temporal.example.com:7233').optional(),
     namespace: z.string().min(1).default('default'),
+    /** Encryption of workflow and activity payloads before they reach the Temporal server (workers/codec.ts). */
+    payloadEncryption: z
+      .object({
+        /** `auto`: on when `incident.environment` is production and a key is configured. */
+        enabled: z.union([z.boolean(), z.literal('auto')]).default('auto'),
+        /** 32-byte AES-256-GCM key, base64 (44 characters) in a file or variable; `lifeline keys payload-key` writes one. */
+        key: SecretRefSchema.optional(),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
+
+/** `enabled: true` needs a key; production with an external Temporal and no key is allowed but loud (see payloadEncryptionOf). */
+function checkPayloadEncryption(cfg: { temporal: { payloadEncryption: { enabled: boolean | 'auto'; key?: SecretRef } } }, ctx: z.RefinementCtx): void {
+  const pe = cfg.temporal.payloadEncryption;
+  if (pe.enabled === true && !pe.key) {
+    ctx.addIssue({ code: 'custom', path: ['temporal', 'payloadEncryption', 'key'], message: 'required when payloadEncryption.enabled is true: { file: … } or { env: … } holding a base64 32-byte key (lifeline keys payload-key --out <file>)' });
+  }
+}
 
 /** The embedded stack started by `lifeline up` when no external service is configured. */
 export const DevstackSection = z
@@ -115,11 +134,13 @@ export const LifelineConfigSchema = z
     policies: PoliciesSection,
     audit: AuditSection.prefault({}),
     incident: IncidentSection.prefault({}),
+    alarm: AlarmSection.prefault({}),
     trainingJobs: TrainingJobsSection,
   })
   .strict()
   .superRefine((cfg, ctx) => {
     checkPlatformReferences(cfg, ctx);
+    checkPayloadEncryption(cfg, ctx);
     checkTrainingJobReferences(cfg, ctx);
   });
 

@@ -29,6 +29,11 @@ export const TrainingJobSchema = z
     checkpointAsset: Name('asset'),
     /** How the job learns the restored checkpoint's path: an environment variable or a command-line option. */
     resume: ResumeSchema.default({ env: 'LIFELINE_RESUME_CHECKPOINT' }),
+    /**
+     * The job's code (files or folders, relative to workingDir) whose SHA-256 the Model BOM records.
+     * Default: the command's arguments that name existing files or folders.
+     */
+    code: z.array(z.string().min(1)).optional(),
   })
   .strict();
 

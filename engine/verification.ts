@@ -529,7 +529,7 @@ export function protectedSnapshots(statuses: SnapshotStatus[]): Map<string, stri
 /**
  * Forgets snapshots, re-reading holds and quarantine marks right before each
  * deletion so a hold placed after retention decided still wins. Also deletes
- * the forgotten snapshots' verification records (they describe nothing any more).
+ * the forgotten snapshots' verification records and Model BOMs (they describe nothing any more).
  */
 export async function forgetUnprotected(
   repo: Repository,
@@ -547,6 +547,7 @@ export async function forgetUnprotected(
     }
     await repo.store.delete(keys.snapshot(id));
     for await (const obj of repo.store.list(recordKeys.verifications(id))) await repo.store.delete(obj.key);
+    await repo.store.delete(keys.bom(id));
     forgotten.push(id);
   }
   return { forgotten, kept };

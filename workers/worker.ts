@@ -22,6 +22,9 @@ import { installIncidentHook } from '../activities/incident-hook';
 import { DRILL_TASK_QUEUE, ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { createDrillActivities } from '../activities/drill';
 import { temporalTarget } from './temporal';
+import type { AuditSink } from '../audit/log';
+import { loadAuditSigningKey, openAuditLog } from '../audit/open';
+import { temporalDataConverter } from './codec';
 
 export type WorkerRole = 'orchestrator' | 'node-agent' | 'drill';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent', 'drill'];
@@ -42,6 +45,8 @@ export interface LifelineWorkerOptions {
   workflowBundlePath?: string;
   /** Override the worker identity shown in `lifeline status`. */
   identity?: string;
+  /** Audit sink instead of the config's audit log (null: record nothing, log each entry) */
+  audit?: AuditSink | null;
 }
 
 export interface LifelineWorker {
@@ -67,12 +72,16 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const taskQueue = opts.taskQueue ?? roleTaskQueue(role, opts.nodeId);
   const storage = opts.storage ?? resolveStorage(config);
   const target = temporalTarget(config);
+  // Before connecting: a bad or missing payload key is a clear config error, not a half-started worker.
+  const dataConverter = await temporalDataConverter(config);
   const s3 = createS3Client(storage);
   const connection = await NativeConnection.connect({ address: target.address });
   try {
     const repositories = new TenantRepositories(config, storage, logger);
+    const audit = opts.audit !== undefined ? opts.audit : await openWorkerAudit(config, storage, logger);
     const activities = {
       ...createActivities({
+        audit,
         storage: { s3, bucket: storage.bucket, prefix: storage.prefix },
         config,
         repositories,
@@ -88,6 +97,7 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
       taskQueue,
       identity,
       activities,
+      ...(dataConverter ? { dataConverter } : {}),
       ...(role === 'orchestrator' || role === 'drill'
         ? opts.workflowBundlePath
           ? { workflowBundle: { codePath: opts.workflowBundlePath } }
@@ -98,7 +108,8 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
     });
     // Integrity failures found by this worker's verifications open incidents.
     const uninstallHook = role === 'orchestrator' ? installIncidentHook(config) : () => {};
-    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity }, 'worker ready');
+    const payloadKey = dataConverter?.payloadCodecs?.[0]?.toString();
+    logger.info({ role, taskQueue, namespace: target.namespace, temporal: target.address, workerIdentity: identity, payloadEncryption: payloadKey ?? 'off' }, 'worker ready');
     return {
       worker,
       role,
@@ -121,4 +132,18 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
     s3.destroy();
     throw e;
   }
+}
+
+/**
+ * The audit log this worker's activities record into: the config's, when its
+ * signing key exists. Without the key (audit log never initialised) the
+ * worker still runs, says so once here, and every entry it would have
+ * recorded is logged at warn level (README, "Audit log").
+ */
+export async function openWorkerAudit(config: LoadedConfig, storage: ResolvedStorage, logger: Logger): Promise<AuditSink | null> {
+  if (!(await loadAuditSigningKey(config, { optional: true }))) {
+    logger.warn({ event: 'audit-disabled' }, 'audit log not initialised (no audit signing key): audit entries are logged, not recorded; run `lifeline audit init`');
+    return null;
+  }
+  return openAuditLog(config, { storage, logger });
 }

@@ -10,6 +10,7 @@
  *      batches so no history grows without bound
  *   5. confirm nothing changed since the scan          (node)
  *   6. commit the signed manifest                      (orchestrator)
+ *   7. model assets: the signed Model BOM              (child ModelBomWorkflow)
  *
  * If the asset changed under the backup (a file rewritten, removed, a new
  * checkpoint started) or the lease lapsed, the backup starts over from the
@@ -21,9 +22,11 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancellationScope,
+  ChildWorkflowFailure,
   ContinueAsNew,
   continueAsNew,
   defineQuery,
+  executeChild,
   defineSignal,
   isCancellation,
   log,
@@ -37,6 +40,9 @@ import type { AssetPlacement, BackupActivities, BackupScanResult } from '../acti
 import type { BackupPlan, BatchStats } from '../engine/archiver';
 import type { SnapshotStats } from '../engine/manifest';
 import { RESTART_BACKUP_TYPES } from './failure-types';
+import { audit, endingOf } from './audit';
+import { backupCompleted, backupEnded, backupStarted } from '../audit/workflow-entries';
+import { modelBomWorkflow, modelBomWorkflowId } from './mbom';
 import { etaSeconds, PROGRESS_QUERY, PROGRESS_SIGNAL, type Phase, type Progress, type ProgressUpdate } from './progress';
 import { nodeTaskQueue } from './task-queues';
 
@@ -111,6 +117,8 @@ export interface BackupWorkflowResult {
   /** time spent waiting for a complete checkpoint */
   waitedSeconds: number;
   durationMs: number;
+  /** model assets: where the snapshot's signed Model BOM is stored */
+  bom?: { key: string; created: boolean; files: number; components: number };
 }
 
 export const progressQuery = defineQuery<Progress>(PROGRESS_QUERY);
@@ -183,8 +191,13 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     };
   });
 
-  carry ??= fresh(await orchestrator.assetPlacement(input.asset));
+  if (!carry) {
+    carry = fresh(await orchestrator.assetPlacement(input.asset));
+    await audit(backupStarted({ asset: input.asset, tenant: carry.placement.tenant, node: carry.placement.node, trigger: input.trigger }));
+  }
   const { placement } = carry;
+  const ended = (err: unknown) =>
+    audit(backupEnded({ asset: input.asset, tenant: placement.tenant, node: placement.node, trigger: input.trigger, attempts: carry!.attempt }, endingOf(err)));
 
   const heartbeatTimeout = `${opts.heartbeatTimeoutSeconds ?? 60} seconds`;
   const nodeRetry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' };
@@ -286,7 +299,40 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       });
       phase = 'completed';
       await nodeCleanup.backupDiscardScan({ asset: input.asset, backupId: plan.backupId }).catch(() => undefined);
+
+      // ---- 7. the Model BOM -----------------------------------------------------------------
+      let bom: BackupWorkflowResult['bom'];
+      if (placement.kind === 'model') {
+        try {
+          const b = await executeChild(modelBomWorkflow, { workflowId: modelBomWorkflowId(committed.snapshotId), args: [{ asset: input.asset, snapshotId: committed.snapshotId }] });
+          bom = { key: b.key, created: b.created, files: b.files, components: b.components };
+        } catch (err) {
+          // The activity's own message is the innermost cause (child → activity → application failure).
+          let inner: unknown = err;
+          while (inner instanceof Error && inner.cause instanceof Error && (inner instanceof ChildWorkflowFailure || inner instanceof ActivityFailure)) inner = inner.cause;
+          const reason = inner instanceof Error ? inner.message : String(inner);
+          throw ApplicationFailure.nonRetryable(
+            `snapshot ${committed.snapshotId} of ${input.asset} is committed, but its Model BOM could not be made: ${reason}; fix that, then run lifeline mbom generate ${committed.snapshotId.slice(0, 12)}`,
+            'ModelBomFailed',
+          );
+        }
+      }
       log.info('backup committed', { asset: input.asset, snapshotId: committed.snapshotId, files: committed.stats.files, attempts: carry.attempt, runs: carry.runs });
+      await audit(
+        backupCompleted({
+          asset: input.asset,
+          tenant: placement.tenant,
+          node: placement.node,
+          snapshot: committed.snapshotId,
+          trigger: input.trigger,
+          files: committed.stats.files,
+          bytes: committed.stats.totalBytes,
+          newBytes: committed.stats.newBytes,
+          uploadedBytes: committed.stats.uploadedBytes,
+          attempts: carry.attempt,
+          parent: committed.parent,
+        }),
+      );
       return {
         asset: input.asset,
         node: placement.node,
@@ -304,6 +350,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
         attempts: carry.attempt,
         waitedSeconds: carry.scan.waitedSeconds,
         durationMs: Date.now() - carry.startedAtMs,
+        ...(bom ? { bom } : {}),
       };
     } catch (err) {
       if (err instanceof ContinueAsNew) throw err;
@@ -330,11 +377,14 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       phase = 'failed';
       if (backupId) await abandon(backupId);
       if (type !== undefined && RESTART_BACKUP_TYPES.includes(type)) {
-        throw ApplicationFailure.nonRetryable(
+        const gaveUp = ApplicationFailure.nonRetryable(
           `backup of ${input.asset} gave up after ${carry.attempt} attempts because the asset kept changing while it was read: ${(err as ActivityFailure).cause?.message ?? String(err)}`,
           'AssetKeepsChanging',
         );
+        await ended(gaveUp);
+        throw gaveUp;
       }
+      await ended(err);
       throw err;
     }
   }

@@ -37,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createDrillActivities, DrillPlan, DrillSummary } from '../activities/drill';
-import type { DrillObservation } from '../drills/measure';
+import { emptyObservation, type DrillObservation } from '../drills/measure';
 import type { DrillFaultRecord, DrillWorkflowLink } from '../drills/report';
 import type { Expectation, Scenario } from '../drills/scenario';
 import { ORCHESTRATOR_TASK_QUEUE } from './task-queues';
@@ -59,24 +59,14 @@ export const drillProgressQuery = defineQuery<DrillProgress>('progress');
 
 export const DrillFailed = 'DrillFailed';
 
+/** How long one observation activity runs before reporting back (keeps `progress` current; ~3 history events each). */
+const OBSERVE_SLICE_SECONDS = 10;
+
 type DrillActivities = ReturnType<typeof createDrillActivities>;
 
 const acts = proxyActivities<DrillActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
-const emptyObservation = (): DrillObservation => ({
-  detectedAt: null,
-  detectedBy: null,
-  incidentId: null,
-  incidentOpenedAt: null,
-  incidentStatus: null,
-  incidentClosedAt: null,
-  approvals: [],
-  recovery: null,
-  trainingResumedAt: null,
-  recoveryStartedAt: null,
-  errors: [],
 });
 
 export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillSummary> {
@@ -170,10 +160,14 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       // ---- 4. observe (and crash the orchestrator once recovery runs) ----------------------------
       progress.step = 'observe';
       const since = records.map((r) => r.injectedAt).filter((t): t is string => t !== null).sort()[0] ?? startedAt;
+      // in slices, so the progress query follows the incident
       const observe = async (until: 'recovery-started' | 'closed') => {
-        obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), incidentId: compromiseIncident, prior: obs });
-        progress.incident = obs.incidentId;
-        progress.incidentStatus = obs.incidentStatus;
+        for (;;) {
+          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, prior: obs });
+          progress.incident = obs.incidentId;
+          progress.incidentStatus = obs.incidentStatus;
+          if (obs.incidentClosedAt || (until === 'recovery-started' && obs.recoveryStartedAt) || Date.now() >= deadline || obs.errors.some((e) => e.startsWith('timed out'))) return;
+        }
       };
       for (const f of duringRecovery) {
         await observe('recovery-started');

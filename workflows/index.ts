@@ -17,5 +17,7 @@ export { nodeHealthWorkflow } from './node-health';
 export type { NodeHealthInput, NodeHealthView } from './node-health';
 export { recoverNodeWorkflow } from './recover-node';
 export type { RecoverNodeInput, RecoverNodeResult, RecoverNodeProgress } from './recover-node';
+export { modelBomWorkflow } from './mbom';
+export type { ModelBomInput, ModelBomResult } from './mbom';
 export { chaosDrillWorkflow } from './drill';
 export type { ChaosDrillInput, DrillProgress } from './drill';

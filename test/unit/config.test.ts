@@ -33,7 +33,7 @@ function loadError(yaml: string, env: NodeJS.ProcessEnv = {}): { err: ConfigErro
 describe('config defaults', () => {
   it('built-in defaults describe the embedded stack on the documented ports', () => {
     const c = defaultConfig();
-    expect(c.temporal).toEqual({ namespace: 'default' });
+    expect(c.temporal).toEqual({ namespace: 'default', payloadEncryption: { enabled: 'auto' } });
     expect(c.devstack).toEqual({
       dataDir: '.lifeline',
       host: '127.0.0.1',
@@ -236,7 +236,7 @@ describe('environment overrides', () => {
       },
     });
     expect(c.storage.bucket).toBe('from-env');
-    expect(c.temporal).toEqual({ address: 'temporal.example:7233', namespace: 'ns-env' });
+    expect(c.temporal).toEqual({ address: 'temporal.example:7233', namespace: 'ns-env', payloadEncryption: { enabled: 'auto' } });
     expect(c.logging.level).toBe('debug');
     expect(c.storage.forcePathStyle).toBe(false);
     expect(c.devstack.dataDir).toBe('/var/lib/lifeline');
