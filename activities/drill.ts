@@ -49,7 +49,8 @@ export const DrillFailureTypes = {
 } as const;
 
 export interface DrillPlan {
-  faults: Array<{ id: string; spec: FaultSpec; atMs: number; restartAfterMs: number }>;
+  /** durationMs: storage-outage and network faults last this long, then they are reverted (storage is back) */
+  faults: Array<{ id: string; spec: FaultSpec; atMs: number; restartAfterMs: number; durationMs?: number }>;
   timeoutMs: number;
   rtoMs: number;
   rpoMs?: number;
@@ -134,6 +135,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
           spec,
           atMs: durationMs(spec.at),
           restartAfterMs: spec.kind === 'crash-orchestrator' ? durationMs(spec.restartAfter) : 0,
+          ...(spec.kind === 'storage-outage' || spec.kind === 'network' ? { durationMs: durationMs(spec.duration) } : {}),
         })),
         timeoutMs: durationMs(s.timeout),
         rtoMs: durationMs(s.objectives.rto),

@@ -134,6 +134,17 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
     progress.faults.find((p) => p.id === f.id)!.state = rec.reverted ? 'reverted' : 'left-active';
   };
 
+  // storage-outage and network faults end after their duration (storage is back); the final revert catches any left
+  const timedReverts: Promise<void>[] = [];
+  const revertAfterDuration = (f: DrillPlan['faults'][number]) =>
+    timedReverts.push(
+      (async () => {
+        await sleep(f.durationMs!);
+        await revert(f);
+      })(),
+    );
+  const storageOnly = plan.faults.every((f) => f.durationMs !== undefined);
+
   let aborted = false;
   let cancelled: unknown;
   try {
@@ -148,6 +159,7 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
         const wait = t0 + f.atMs - Date.now();
         if (wait > 0) await sleep(wait);
         await inject(f);
+        if (f.durationMs !== undefined) revertAfterDuration(f);
         if (f.spec.kind === 'ransomware') {
           // the drill plays the external detector (an IDS or canary-file watcher) and reports the compromise
           compromiseIncident = await acts.drillReportCompromise({ drillId, node: f.spec.node, compromisedAt: records.find((r) => r.id === f.id)!.injectedAt!, orchestratorTaskQueue });
@@ -159,6 +171,14 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       }
       // ---- 4. observe (and crash the orchestrator once recovery runs) ----------------------------
       progress.step = 'observe';
+      if (storageOnly) {
+        // no incident is expected: the service is back once every storage fault has run its duration and was reverted
+        await Promise.all(timedReverts);
+        const back = records.map((r) => (r.reverted ? r.revertedAt : null));
+        obs.serviceBackAt = back.every((t) => t !== null) ? (back as string[]).sort().at(-1)! : null;
+        if (!obs.serviceBackAt) obs.errors.push('a storage fault could not be reverted after its duration');
+        return;
+      }
       const since = records.map((r) => r.injectedAt).filter((t): t is string => t !== null).sort()[0] ?? startedAt;
       // in slices, so the progress query follows the incident
       const observe = async (until: 'recovery-started' | 'closed') => {
