@@ -16,6 +16,8 @@ import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
 import { createMbomActivities } from './mbom';
+import { createAuditActivities } from './audit';
+import type { AuditSink } from '../audit/log';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -25,6 +27,12 @@ export interface ActivityDeps {
   /** the node this worker runs on (node agents only) */
   nodeId?: string;
   logger: Logger;
+  /**
+   * The installation's audit log (workers open it from config). Null or
+   * absent: not initialised — entries are logged at warn level, not recorded.
+   * Activities record with `activityAuditor(deps).record({...})`.
+   */
+  audit?: AuditSink | null;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -38,6 +46,7 @@ export function createActivities(deps: ActivityDeps) {
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
     ...createMbomActivities(deps),
+    ...createAuditActivities(deps),
   };
 }
 

@@ -31,6 +31,8 @@ export interface RestoreResolveInput {
   asset: string;
   /** 'latest', or a full snapshot id or unique prefix */
   from: 'latest' | { snapshotId: string };
+  /** the tenant the restore is for (default: the asset's); another tenant's asset or snapshot is refused */
+  tenant?: string;
 }
 
 export interface RestorePrepareInput {
@@ -83,11 +85,25 @@ async function removeRestoreLeftovers(dir: string): Promise<number> {
 export function createRestoreActivities(deps: ActivityDeps) {
   const nc = nodeContext(deps);
 
+  /** The other tenant whose repository has a snapshot matching `ref`, if any (ids only; nothing is decrypted). */
+  const otherTenantHolding = async (ref: string, own: string): Promise<string | null> => {
+    for (const t of Object.keys(deps.config.tenants)) {
+      if (t === own) continue;
+      const store = nc.repositories.store(t);
+      for await (const obj of store.list('snapshots/')) if (obj.key.slice('snapshots/'.length).startsWith(ref)) return t;
+    }
+    return null;
+  };
+
   return {
     /** Orchestrator: the snapshot to restore (newest of the asset, or a full id / unique prefix). */
     async restoreResolveSnapshot(input: RestoreResolveInput): Promise<SnapshotChoice> {
       const asset = nc.asset(input.asset, 'choose a snapshot');
       const ctx = { asset: asset.name, tenant: asset.tenant, op: 'choose the snapshot to restore' };
+      const tenant = input.tenant ?? asset.tenant;
+      if (tenant !== asset.tenant) {
+        throw ApplicationFailure.nonRetryable(`restore for tenant ${tenant} refused: asset ${asset.name} belongs to tenant ${asset.tenant}`, FailureTypes.TenantMismatch);
+      }
       try {
         const repo = await nc.repositories.repository(asset.tenant);
         let id: string;
@@ -98,7 +114,18 @@ export function createRestoreActivities(deps: ActivityDeps) {
           }
           id = snaps[snaps.length - 1]!.id;
         } else {
-          id = await repo.resolveSnapshotId(input.from.snapshotId);
+          const ref = input.from.snapshotId;
+          id = await repo.resolveSnapshotId(ref).catch(async (err: unknown) => {
+            // Only this tenant's repository is searched; say so when the id is another tenant's.
+            const owner = await otherTenantHolding(ref, asset.tenant);
+            if (owner) {
+              throw ApplicationFailure.nonRetryable(
+                `restore for tenant ${tenant} refused: snapshot ${ref} is not in tenant ${tenant}'s repository but in tenant ${owner}'s, and a tenant's restore reads only its own snapshots`,
+                FailureTypes.TenantMismatch,
+              );
+            }
+            throw err;
+          });
         }
         const m = await repo.loadSnapshot(id);
         if (m.body.asset.name !== asset.name) {

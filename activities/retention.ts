@@ -14,8 +14,10 @@ import type { Logger } from '../logging/logger';
 import { assetConfig, TenantRepositories, tenantLocation } from '../tenancy/repositories';
 import { permanentFailures } from './engine-failures';
 import { withHeartbeat } from './verify';
+import { activityAuditor, type AuditDeps } from './audit';
+import { garbageCollected, snapshotForgotten } from '../audit/workflow-entries';
 
-export interface RetentionActivityDeps {
+export interface RetentionActivityDeps extends AuditDeps {
   config: LoadedConfig;
   repositories: TenantRepositories;
   logger: Logger;
@@ -71,6 +73,8 @@ export function createRetentionActivities(deps: RetentionActivityDeps) {
     return createHash('sha256').update(`${deps.config.storage.endpoint ?? 'embedded'}|${loc.bucket}|${loc.prefix}`).digest('hex').slice(0, 12);
   };
 
+  const auditor = activityAuditor(deps);
+
   return {
     async applyRetention(input: ApplyRetentionInput): Promise<RetentionSummary> {
       return permanentFailures(async () => {
@@ -86,6 +90,15 @@ export function createRetentionActivities(deps: RetentionActivityDeps) {
         const forgottenSet = new Set(forgottenIds);
         const forgotten = plan.forget.filter((f) => forgottenSet.has(f.id)).map(({ id, time }) => ({ id, time }));
         const kept = [...plan.keep, ...plan.forget.filter((f) => !forgottenSet.has(f.id))];
+        // Each forgotten snapshot is an audit entry (after the deletion). A failure to record one is
+        // logged and does not stop the others: a retry would not forget (nor record) them again.
+        if (!dryRun) {
+          for (const f of forgotten) {
+            await auditor.record(snapshotForgotten({ asset: input.asset, tenant: a.tenant, snapshot: f.id, snapshotTime: f.time })).catch((err: unknown) =>
+              log.error('audit entry NOT recorded', { auditType: 'retention-deletion', auditAction: 'snapshot-forgotten', asset: input.asset, snapshot: f.id, error: String(err) }),
+            );
+          }
+        }
         return {
           asset: input.asset,
           tenant: a.tenant,
@@ -124,6 +137,7 @@ export function createRetentionActivities(deps: RetentionActivityDeps) {
             rescued: report.rescued,
             deferred: report.deferred.length,
           });
+          await auditor.record(garbageCollected({ tenant: input.tenant, ...report }));
           return { ...report, deferred: report.deferred.slice(0, RETENTION_LISTED) };
         });
       });

@@ -20,8 +20,10 @@ import type { Logger } from '../logging/logger';
 import { assetConfig, TenantRepositories } from '../tenancy/repositories';
 import { permanentFailures } from './engine-failures';
 import { emitIntegrityFailure, type IntegrityFailureEvent } from './integrity-events';
+import { activityAuditor, type AuditDeps } from './audit';
+import { verificationResult } from '../audit/workflow-entries';
 
-export interface VerifyActivityDeps {
+export interface VerifyActivityDeps extends AuditDeps {
   config: LoadedConfig;
   repositories: TenantRepositories;
   logger: Logger;
@@ -106,6 +108,7 @@ export function createVerifyActivities(deps: VerifyActivityDeps) {
    */
   const freshRepository = (tenant: string) => new TenantRepositories(deps.config, undefined, deps.logger).repository(tenant);
   const warn = (w: { key: string; reason: string }) => log.warn('ignored an untrustworthy record', { key: w.key, reason: w.reason });
+  const auditor = activityAuditor(deps);
 
   return {
     /** The newest snapshot of the asset whose latest verification passed and that is not quarantined; null if none. */
@@ -171,6 +174,12 @@ export function createVerifyActivities(deps: VerifyActivityDeps) {
               problems: rec.problems.slice(0, PROBLEMS_LISTED).map(({ object, problem }) => ({ object, problem })),
               recordKey: stored.key,
             });
+          }
+          // One audit entry per snapshot checked, after its result is recorded in the repository.
+          for (const v of snapshots) {
+            await auditor.record(
+              verificationResult({ asset: input.asset, tenant, snapshot: v.snapshotId, mode: input.mode, samplePercent: input.samplePercent, state: v.state, problemCount: v.problemCount }),
+            );
           }
           return {
             tenant,

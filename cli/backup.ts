@@ -5,12 +5,14 @@ import type { Client } from '@temporalio/client';
 import { Command, Option } from 'commander';
 import { UserError } from '../config/errors';
 import { sealIncludes } from '../backups/include';
-import { assetConfig, loadTenantIdentities } from '../tenancy/repositories';
+import { assetConfig, loadTenantIdentities, tenantConfig } from '../tenancy/repositories';
+import { openAuditLog, safeUserName } from '../audit/open';
+import { restoreEnded } from '../audit/workflow-entries';
 import { connectClient } from '../workers/temporal';
 import { backupWorkflow, type BackupWorkflowResult } from '../workflows/backup';
 import { restoreWorkflow, type RestoreFrom, type RestoreWorkflowResult } from '../workflows/restore';
 import { nodeTaskQueue, ORCHESTRATOR_TASK_QUEUE } from '../workflows/task-queues';
-import { collect, context, json, nodeIdArg, out } from './context';
+import { collect, context, json, nodeIdArg, out, type Ctx } from './context';
 import { formatBytes, waitWithProgress, workflowLink } from './progress';
 
 /** `<kind>-<asset>-<UTC time>-<random>`: unique, sortable, readable in the UI. */
@@ -51,6 +53,27 @@ export async function missingWorkers(client: Client, namespace: string, queues: 
     out.push(`no node agent polls ${nodeTaskQueue(queues.node)} (start one on that node: lifeline worker --role node-agent --node ${queues.node}); the work waits until one does`);
   }
   return out;
+}
+
+/**
+ * A restore for one tenant of another tenant's asset: refused before anything
+ * starts, and the refusal is an audit entry (outcome denied, the requesting
+ * tenant, actor = the OS user). A snapshot id of another tenant under the
+ * tenant's own asset is refused by the RestoreWorkflow, which audits it too.
+ */
+async function refuseCrossTenantRestore(ctx: Ctx, r: { asset: string; assetTenant: string; tenant: string; snapshot?: string }): Promise<never> {
+  const why = `restore for tenant ${r.tenant} refused: asset ${r.asset} belongs to tenant ${r.assetTenant}, and a tenant's restore reads only its own snapshots`;
+  const entry = restoreEnded(
+    { asset: r.asset, tenant: r.tenant, node: assetConfig(ctx.config, r.asset).node, ownerTenant: r.assetTenant, ...(r.snapshot && /^[0-9a-f]{8,64}$/.test(r.snapshot) ? { snapshot: r.snapshot } : {}) },
+    { ok: false, cancelled: false, denied: true, failureType: 'TenantMismatch' },
+  );
+  try {
+    const log = await openAuditLog(ctx.config, { logger: ctx.logger });
+    await log.record({ ...entry, actor: { kind: 'user', id: safeUserName() }, details: { ...entry.details, via: 'cli' } });
+  } catch (err) {
+    throw new UserError(`${why}; the refusal could NOT be recorded in the audit log: ${(err as Error).message}`);
+  }
+  throw new UserError(why);
 }
 
 export function describeBackup(r: BackupWorkflowResult): string {
@@ -121,6 +144,7 @@ export function registerBackupCommands(program: Command): void {
     .option('--snapshot <id>', 'snapshot id or unique prefix (default: the newest snapshot of the asset)')
     .addOption(new Option('--from <which>', 'which snapshot when --snapshot is not given').choices(['latest', 'last-verified']).default('latest'))
     .option('--node <id>', "destination node (default: the asset's node); its node agent writes the files", nodeIdArg)
+    .option('--tenant <name>', "the tenant this restore is for (default: the asset's); another tenant's asset or snapshot is refused and audited")
     .option('--include <path>', 'restore only this file or folder of the snapshot (repeatable)', collect)
     .option('--overwrite', 'allow a non-empty target; files of the same name are replaced')
     .option('--wait', 'follow the restore with a progress bar until it ends')
@@ -129,7 +153,7 @@ export function registerBackupCommands(program: Command): void {
     .action(
       async (
         asset: string,
-        opts: { target: string; snapshot?: string; from: 'latest' | 'last-verified'; node?: string; include?: string[]; overwrite?: boolean; wait?: boolean; json?: boolean; taskQueue: string },
+        opts: { target: string; snapshot?: string; from: 'latest' | 'last-verified'; node?: string; tenant?: string; include?: string[]; overwrite?: boolean; wait?: boolean; json?: boolean; taskQueue: string },
         cmd: Command,
       ) => {
         const ctx = context(cmd);
@@ -139,13 +163,17 @@ export function registerBackupCommands(program: Command): void {
         if (opts.node !== undefined && !(opts.node in ctx.config.nodes)) {
           throw new UserError(`unknown node ${JSON.stringify(opts.node)} (declared: ${Object.keys(ctx.config.nodes).join(', ') || 'none'})`);
         }
+        if (opts.tenant !== undefined) {
+          tenantConfig(ctx.config, opts.tenant);
+          if (opts.tenant !== a.tenant) await refuseCrossTenantRestore(ctx, { asset, assetTenant: a.tenant, tenant: opts.tenant, snapshot: opts.snapshot });
+        }
         const from: RestoreFrom = opts.snapshot !== undefined ? { snapshotId: opts.snapshot } : opts.from;
         let includeSealed: string | undefined;
         if (opts.include?.length) {
           // Seal the paths to the tenant so no file name of the asset enters the workflow history.
           let recipients: string[];
           try {
-            recipients = await (await loadTenantIdentities(ctx.config, a.tenant)).recipients();
+            recipients = await (await loadTenantIdentities(ctx.config, a.tenant)).currentRecipients();
           } catch (err) {
             throw new UserError(`--include needs tenant ${a.tenant}'s identity on this machine to seal the paths: ${(err as Error).message}`);
           }
@@ -158,7 +186,7 @@ export function registerBackupCommands(program: Command): void {
           const handle = await client.workflow.start(restoreWorkflow, {
             taskQueue: opts.taskQueue,
             workflowId,
-            args: [{ asset, from, target, node: opts.node, includeSealed, includeCount: opts.include?.length, overwrite: opts.overwrite }],
+            args: [{ asset, from, target, node: opts.node, tenant: opts.tenant, includeSealed, includeCount: opts.include?.length, overwrite: opts.overwrite }],
           });
           const ui = workflowLink(ctx.config, workflowId);
           const warnings = await missingWorkers(client, ctx.config.temporal.namespace, { orchestrator: opts.taskQueue, node: opts.node ?? a.node });

@@ -16,6 +16,7 @@ import { temporalHealthy } from '../devstack/health';
 import { createLogger, type Logger } from '../logging/logger';
 import { scrubString } from '../logging/redact';
 import { runSmoke } from '../workers/smoke';
+import { initAudit } from '../audit/open';
 import { temporalTarget } from '../workers/temporal';
 import { FAILURE_CONVERTER_PATH, payloadEncryptionEnabled } from '../workers/codec';
 import { WORKER_ROLES, WORKFLOWS_PATH, createLifelineWorker, roleTaskQueue, type WorkerRole } from '../workers/worker';
@@ -74,10 +75,15 @@ export function buildProgram(): Command {
       const ctx = context(cmd);
       const results = await bringUp(ctx);
       const layout = stackLayout(stackSettings(ctx.config).dataDir);
-      if (opts.json) json({ dataDir: layout.dataDir, services: results });
+      // The embedded default gets a ready audit log (key + locked bucket + first entry); external storage is
+      // initialised deliberately with `lifeline audit init`.
+      const audit = ctx.config.storage.endpoint === undefined ? await initAudit(ctx.config, { logger: ctx.logger }) : null;
+      const auditInfo = audit && { bucket: audit.bucket, keyId: audit.keyId, verifierKey: audit.verifierKey, created: audit.created };
+      if (opts.json) json({ dataDir: layout.dataDir, services: results, audit: auditInfo });
       else {
         for (const r of results) out(describeUp(r, ctx.config));
         if (results.some((r) => r.state !== 'external')) out(`data ${layout.dataDir}   logs ${layout.logsDir}`);
+        if (audit) out(`audit log ${audit.location} ${audit.created.log ? 'initialised' : 'ready'} (key ${audit.keyId})`);
       }
     });
 

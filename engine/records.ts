@@ -153,6 +153,7 @@ export async function readRecords<T>(repo: Repository, prefix: string, opts: Rea
   return out;
 }
 
-function isCryptoError(err: unknown): boolean {
+/** An object that is not a readable age file for these identities (as opposed to a storage failure). */
+export function isCryptoError(err: unknown): boolean {
   return err instanceof AgeFormatError || err instanceof AgeAuthError || err instanceof AgeNoIdentityMatchError || err instanceof AgeHeaderIncompleteError;
 }

@@ -68,7 +68,7 @@ export interface InitOptions {
 
 export interface OpenOptions {
   identities: AgeIdentities;
-  /** Recipients new data is encrypted to; defaults to the identities' own recipients. */
+  /** Recipients new data is encrypted to; defaults to the first identity's (the current one; later ones only read). */
   recipients?: string[];
   /** Needed to write snapshots; its key must be one of the repository's signers. */
   signingKey?: SigningKey;
@@ -138,6 +138,26 @@ export class Repository {
     await store.put(keys.config, body, { ifNoneMatch: true });
   }
 
+  /**
+   * Rewrites `config` (FORMAT.md, "Key rotation"): the only time it changes.
+   * The repository id, dedup key and chunker seed never change (blob ids and
+   * chunk boundaries depend on them); only the signers and the recipients it
+   * is sealed to do. Returns the config as stored.
+   */
+  static async rewriteConfig(
+    store: ObjectStore,
+    opts: { identities: AgeIdentities; recipients: string[]; update: (c: RepositoryConfig) => RepositoryConfig },
+  ): Promise<RepositoryConfig> {
+    const current = RepositoryConfigSchema.parse(JSON.parse((await openBytes(await store.get(keys.config), opts.identities)).toString('utf8')));
+    const next = RepositoryConfigSchema.parse(opts.update(structuredClone(current)));
+    if (next.id !== current.id || next.dedupKey !== current.dedupKey || next.chunkerSeed !== current.chunkerSeed) {
+      throw new RepositoryStateError('a config rewrite must keep the repository id, dedup key and chunker seed');
+    }
+    if (opts.recipients.length === 0) throw new InputError('cannot seal the repository config to no recipients');
+    await store.put(keys.config, await sealBytes(Buffer.from(JSON.stringify(next)), opts.recipients));
+    return next;
+  }
+
   static async exists(store: ObjectStore): Promise<boolean> {
     return (await store.head(keys.config)) !== null;
   }
@@ -161,7 +181,7 @@ export class Repository {
     }
     const parsed = RepositoryConfigSchema.safeParse(raw);
     if (!parsed.success) throw new IntegrityError(`${store.location}/config: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
-    const recipients = opts.recipients ?? (await opts.identities.recipients());
+    const recipients = opts.recipients ?? (await opts.identities.currentRecipients());
     const repo = new Repository(store, parsed.data, opts.identities, recipients, opts.signingKey, opts);
     if (opts.signingKey && !repo.trusted.has(opts.signingKey.keyId)) {
       throw new RepositoryStateError(`signing key ${opts.signingKey.keyId} is not a trusted signer of ${store.location}`);
@@ -172,6 +192,11 @@ export class Repository {
 
   get id(): string {
     return this.config.id;
+  }
+
+  /** keyId → public key of every signer whose manifests and records are believed. */
+  get trustedSigners(): ReadonlyMap<string, string> {
+    return this.trusted;
   }
 
   private packPool: PackBufferPool | undefined;
@@ -242,6 +267,29 @@ export class Repository {
     this.index.addIndexFile(id, packs);
     await this.cache?.put('index', id, plain);
     return id;
+  }
+
+  /**
+   * Index objects listing any of `packs` are replaced by one without them: the
+   * new object is stored first, then the old ones are deleted, so every other
+   * pack is always in some index. Returns the ids of the replaced objects.
+   */
+  async rewriteIndexWithout(packs: ReadonlySet<string>): Promise<string[]> {
+    const superseded: string[] = [];
+    const keep: PackRecord[] = [];
+    for (const [indexId, packIds] of this.index.indexFiles()) {
+      if (!packIds.some((p) => packs.has(p))) continue;
+      superseded.push(indexId);
+      for (const p of packIds) {
+        if (packs.has(p)) continue;
+        const rec = this.packRecord(p);
+        if (rec) keep.push(rec);
+      }
+    }
+    if (keep.length > 0) await this.writeIndex(keep);
+    for (const indexId of superseded) await this.store.delete(keys.index(indexId));
+    this.index.forgetIndexFiles(superseded);
+    return superseded;
   }
 
   async putPack(id: string, body: Buffer, sha256?: Uint8Array): Promise<void> {
@@ -439,6 +487,11 @@ export class Repository {
     const parsed = TombstoneSchema.safeParse(raw);
     if (!parsed.success) throw new IntegrityError(`${this.store.location}/${key}: malformed tombstone`);
     return parsed.data;
+  }
+
+  /** Decrypts an age object already fetched, with every identity of the tenant (current and older ones). */
+  async openSealed(sealed: Uint8Array): Promise<Buffer> {
+    return openBytes(sealed, this.identities);
   }
 
   /** Decrypts an arbitrary age object of this repository (config, index, manifest) for tools and tests. */

@@ -16,8 +16,7 @@ import { randomBytes } from 'node:crypto';
 import pLimit from 'p-limit';
 import type { Repository } from './repository';
 import { keys, type Tombstone } from './repository';
-import { liveLeases, LEASE_TTL_MS } from './leases';
-import type { PackRecord } from './index';
+import { Lease, liveLeases, LEASE_TTL_MS } from './leases';
 
 export interface KeepPolicy {
   keepLast?: number;
@@ -125,14 +124,36 @@ async function referencedBlobs(repo: Repository): Promise<Set<string>> {
   return used;
 }
 
+/** Lease purpose of a key revocation re-encrypting a repository (tenancy/key-rotation.ts). */
+export const KEY_REVOCATION_LEASE = 'key-revocation';
+/** Lease purpose of garbage collection, so a key revocation waits for a collection that started first. */
+export const GC_LEASE = 'garbage-collection';
+
 export async function collectGarbage(repo: Repository, opts: GcOptions): Promise<GcReport> {
+  // Both collection and a key revocation rewrite index objects: they never run at once. The one that
+  // started later gives way (collection defers; a revocation waits for older leases).
+  const own = await Lease.acquire(repo.store, GC_LEASE);
+  try {
+    return await collect(repo, opts, own.record.id);
+  } finally {
+    await own.release();
+  }
+}
+
+async function collect(repo: Repository, opts: GcOptions, ownLease: string): Promise<GcReport> {
   const now = opts.now ?? Date.now;
   const ttl = opts.leaseTtlMs ?? LEASE_TTL_MS;
   const report: GcReport = { condemned: 0, deleted: 0, deletedBytes: 0, rescued: 0, deferred: [], partiallyUsedPacks: 0 };
 
+  const live = (await liveLeases(repo.store, ttl, now())).filter((l) => l.id !== ownLease);
+  const revoking = live.find((l) => l.purpose === KEY_REVOCATION_LEASE);
+  if (revoking) {
+    report.deferred.push({ tombstone: '*', reason: `a key revocation (lease ${revoking.id}) is re-encrypting this repository; collection runs next time` });
+    return report;
+  }
+
   // ---- phase 2 first: sweep old tombstones (so one run makes progress on both)
   await repo.loadIndex();
-  const leases = await liveLeases(repo.store, ttl, now());
   const tombstones: Array<{ key: string; t: Tombstone }> = [];
   for await (const obj of repo.store.list('tombstones/')) tombstones.push({ key: obj.key, t: await repo.readTombstone(obj.key) });
 
@@ -143,7 +164,7 @@ export async function collectGarbage(repo: Repository, opts: GcOptions): Promise
       report.deferred.push({ tombstone: key, reason: 'younger than the grace period' });
       continue;
     }
-    const blocking = leases.filter((l) => Date.parse(l.startedAt) <= created);
+    const blocking = live.filter((l) => Date.parse(l.startedAt) <= created);
     if (blocking.length > 0) {
       report.deferred.push({ tombstone: key, reason: `backup ${blocking[0]!.id} (${blocking[0]!.purpose}) started before it and is still running` });
       continue;
@@ -154,7 +175,7 @@ export async function collectGarbage(repo: Repository, opts: GcOptions): Promise
 
   // ---- phase 1: mark packs no snapshot references
   used ??= await referencedBlobs(repo);
-  const oldestLease = Math.min(...leases.map((l) => Date.parse(l.startedAt)), Infinity);
+  const oldestLease = Math.min(...live.map((l) => Date.parse(l.startedAt)), Infinity);
   const cutoff = Math.min(now() - opts.graceMs, oldestLease);
   const packUse = new Map<string, { used: number; total: number }>();
   for (const [blobId, loc] of repo.index.blobEntries()) {
@@ -209,19 +230,7 @@ async function sweep(repo: Repository, key: string, t: Tombstone, used: Set<stri
 
   // 1. A fresh index without the deleted packs, 2. drop the index objects it replaces,
   // 3. delete the packs, 4. drop the tombstone. Readers in between see the packs condemned.
-  const superseded: string[] = [];
-  const keep: PackRecord[] = [];
-  for (const [indexId, packIds] of repo.index.indexFiles()) {
-    if (!packIds.some((p) => deleting.has(p))) continue;
-    superseded.push(indexId);
-    for (const p of packIds) {
-      if (deleting.has(p)) continue;
-      const rec = repo.packRecord(p);
-      if (rec) keep.push(rec);
-    }
-  }
-  if (keep.length > 0) await repo.writeIndex(keep);
-  for (const indexId of superseded) await repo.store.delete(keys.index(indexId));
+  await repo.rewriteIndexWithout(deleting);
   for (const packId of toDelete) {
     const info = repo.condemnedPack(packId);
     await repo.store.delete(keys.pack(packId));
@@ -230,5 +239,4 @@ async function sweep(repo: Repository, key: string, t: Tombstone, used: Set<stri
   }
   // Rescued packs stay listed in their (kept or rewritten) index and become usable once the tombstone is gone.
   await repo.store.delete(key);
-  repo.forgetIndexFiles(superseded);
 }

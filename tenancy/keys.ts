@@ -17,8 +17,10 @@ export type IdentityKind = 'hybrid' | 'x25519';
 
 export interface TenantKeysSummary {
   tenant: string;
-  /** public recipients new data is encrypted to */
+  /** public recipients new data is encrypted to (the current identity's) */
   recipients: string[];
+  /** older identities' recipients, kept only to read data written before a rotation */
+  readOnlyRecipients: string[];
   signingKeyId: string;
   identityFile: string | null;
   signingKeyFile: string | null;
@@ -27,16 +29,20 @@ export interface TenantKeysSummary {
   created: { identity: boolean; signingKey: boolean; repository: boolean };
 }
 
-const exists = async (p: string) =>
+export const exists = async (p: string) =>
   access(p).then(
     () => true,
     () => false,
   );
 
-function filePath(config: LoadedConfig, tenant: string, key: 'identity' | 'signingKey'): string {
+export function filePath(config: LoadedConfig, tenant: string, key: 'identity' | 'signingKey', op: 'init' | 'rotate' | 'revoke' = 'init'): string {
   const ref = tenantConfig(config, tenant)[key];
   if (!('file' in ref)) {
-    throw new UserError(`tenants.${tenant}.${key} is an environment variable; \`lifeline keys init\` writes files, so reference a file ({ file: … }) or create the key yourself`);
+    throw new UserError(
+      op === 'init'
+        ? `tenants.${tenant}.${key} is an environment variable; \`lifeline keys init\` writes files, so reference a file ({ file: … }) or create the key yourself`
+        : `tenants.${tenant}.${key} is an environment variable; \`lifeline keys ${op}\` has to rewrite the key file, so reference a file ({ file: … }) with owner-only permissions`,
+    );
   }
   return resolveFromRoot(ref.file, config.source.root);
 }
@@ -64,7 +70,7 @@ export async function initTenant(config: LoadedConfig, tenant: string, opts: { k
   const loc = tenantLocation(config, tenant, storage);
   await S3ObjectStore.ensureBucket({ ...storageOptions(storage), bucket: loc.bucket, prefix: loc.prefix });
   const store = tenantStore(storage, loc);
-  const recipients = await identities.recipients();
+  const recipients = await identities.currentRecipients();
   if (!(await Repository.exists(store))) {
     await Repository.init(store, { recipients, signingKey });
     created.repository = true;
@@ -72,7 +78,8 @@ export async function initTenant(config: LoadedConfig, tenant: string, opts: { k
     // Prove the keys open the existing repository before saying all is well.
     await Repository.open(store, { identities, signingKey });
   }
-  return { tenant, recipients, signingKeyId: signingKey.keyId, identityFile, signingKeyFile, repository: store.location, initialised: true, created };
+  const readOnlyRecipients = (await identities.recipients()).slice(1);
+  return { tenant, recipients, readOnlyRecipients, signingKeyId: signingKey.keyId, identityFile, signingKeyFile, repository: store.location, initialised: true, created };
 }
 
 /** What each tenant has, without changing anything. */
@@ -85,12 +92,18 @@ export async function listTenantKeys(config: LoadedConfig): Promise<TenantKeysSu
     const signingKeyFile = 'file' in t.signingKey ? resolveFromRoot(t.signingKey.file, config.source.root) : null;
     const store = tenantStore(storage, tenantLocation(config, tenant, storage));
     let recipients: string[] = [];
+    let readOnlyRecipients: string[] = [];
     let signingKeyId = '';
-    if (!identityFile || (await exists(identityFile))) recipients = await (await loadTenantIdentities(config, tenant)).recipients();
+    if (!identityFile || (await exists(identityFile))) {
+      const all = await (await loadTenantIdentities(config, tenant)).recipients();
+      recipients = all.slice(0, 1);
+      readOnlyRecipients = all.slice(1);
+    }
     if (!signingKeyFile || (await exists(signingKeyFile))) signingKeyId = (await loadTenantSigningKey(config, tenant)).keyId;
     out.push({
       tenant,
       recipients,
+      readOnlyRecipients,
       signingKeyId,
       identityFile,
       signingKeyFile,

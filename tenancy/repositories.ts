@@ -4,6 +4,7 @@
  * from the files or variables the config references and never leave this
  * process: workflows only ever see tenant and asset names.
  */
+import { stat } from 'node:fs/promises';
 import type { LoadedConfig } from '../config/load';
 import { resolveFromRoot } from '../config/root';
 import { readSecret } from '../config/secrets';
@@ -105,6 +106,8 @@ export function tenantStore(storage: ResolvedStorage, loc: TenantLocation, opts:
  */
 export class TenantRepositories {
   private readonly open = new Map<string, Promise<Repository>>();
+  /** identity and signing key files' identity (inode, size, mtime) when each repository was opened */
+  private readonly opened = new Map<string, string>();
 
   constructor(
     private readonly config: LoadedConfig,
@@ -121,7 +124,14 @@ export class TenantRepositories {
   }
 
   /** The tenant's repository, opened with its keys; fails clearly when it has not been initialised. */
-  repository(tenant: string): Promise<Repository> {
+  async repository(tenant: string): Promise<Repository> {
+    // A key rotation replaces the key files: the next operation opens the repository with the new keys
+    // (new data uses only the new recipient at once, without restarting the worker).
+    const stamp = await keyFilesStamp(this.config, tenant);
+    if (this.opened.get(tenant) !== stamp) {
+      this.open.delete(tenant);
+      this.opened.set(tenant, stamp);
+    }
     let r = this.open.get(tenant);
     if (!r) {
       r = (async () => {
@@ -138,8 +148,20 @@ export class TenantRepositories {
     return r;
   }
 
-  /** Forget cached repositories (after key changes, or to force a fresh index). */
+  /** Forget cached repositories (to force a fresh index). */
   reset(): void {
     this.open.clear();
   }
+}
+
+/** Changes whenever a tenant's key files are replaced (environment-variable keys never change in a process). */
+async function keyFilesStamp(config: LoadedConfig, tenant: string): Promise<string> {
+  const t = tenantConfig(config, tenant);
+  const parts: string[] = [];
+  for (const ref of [t.identity, t.signingKey]) {
+    if (!('file' in ref)) continue;
+    const st = await stat(resolveFromRoot(ref.file, config.source.root)).catch(() => null);
+    parts.push(st ? `${st.ino}:${st.size}:${st.mtimeMs}` : 'missing');
+  }
+  return parts.join('|');
 }

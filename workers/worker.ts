@@ -23,6 +23,8 @@ import { DRILL_TASK_QUEUE, ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../wor
 import { createDrillActivities } from '../activities/drill';
 import { temporalTarget } from './temporal';
 import { temporalDataConverter } from './codec';
+import type { AuditSink } from '../audit/log';
+import { loadAuditSigningKey, openAuditLog } from '../audit/open';
 
 export type WorkerRole = 'orchestrator' | 'node-agent' | 'drill';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent', 'drill'];
@@ -43,6 +45,8 @@ export interface LifelineWorkerOptions {
   workflowBundlePath?: string;
   /** Override the worker identity shown in `lifeline status`. */
   identity?: string;
+  /** Audit sink instead of the config's audit log (null: record nothing, log each entry) */
+  audit?: AuditSink | null;
 }
 
 export interface LifelineWorker {
@@ -74,8 +78,10 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const connection = await NativeConnection.connect({ address: target.address });
   try {
     const repositories = new TenantRepositories(config, storage, logger);
+    const audit = opts.audit !== undefined ? opts.audit : await openWorkerAudit(config, storage, logger);
     const activities = {
       ...createActivities({
+        audit,
         storage: { s3, bucket: storage.bucket, prefix: storage.prefix },
         config,
         repositories,
@@ -126,4 +132,18 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
     s3.destroy();
     throw e;
   }
+}
+
+/**
+ * The audit log this worker's activities record into: the config's, when its
+ * signing key exists. Without the key (audit log never initialised) the
+ * worker still runs, says so once here, and every entry it would have
+ * recorded is logged at warn level (README, "Audit log").
+ */
+export async function openWorkerAudit(config: LoadedConfig, storage: ResolvedStorage, logger: Logger): Promise<AuditSink | null> {
+  if (!(await loadAuditSigningKey(config, { optional: true }))) {
+    logger.warn({ event: 'audit-disabled' }, 'audit log not initialised (no audit signing key): audit entries are logged, not recorded; run `lifeline audit init`');
+    return null;
+  }
+  return openAuditLog(config, { storage, logger });
 }

@@ -41,6 +41,8 @@ import type { BackupPlan, BatchStats } from '../engine/archiver';
 import type { SnapshotStats } from '../engine/manifest';
 import { RESTART_BACKUP_TYPES } from './failure-types';
 import { modelBomWorkflow, modelBomWorkflowId } from './mbom';
+import { audit, endingOf } from './audit';
+import { backupCompleted, backupEnded, backupStarted } from '../audit/workflow-entries';
 import { etaSeconds, PROGRESS_QUERY, PROGRESS_SIGNAL, type Phase, type Progress, type ProgressUpdate } from './progress';
 import { nodeTaskQueue } from './task-queues';
 
@@ -189,8 +191,13 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
     };
   });
 
-  carry ??= fresh(await orchestrator.assetPlacement(input.asset));
+  if (!carry) {
+    carry = fresh(await orchestrator.assetPlacement(input.asset));
+    await audit(backupStarted({ asset: input.asset, tenant: carry.placement.tenant, node: carry.placement.node, trigger: input.trigger }));
+  }
   const { placement } = carry;
+  const ended = (err: unknown) =>
+    audit(backupEnded({ asset: input.asset, tenant: placement.tenant, node: placement.node, trigger: input.trigger, attempts: carry!.attempt }, endingOf(err)));
 
   const heartbeatTimeout = `${opts.heartbeatTimeoutSeconds ?? 60} seconds`;
   const nodeRetry = { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' };
@@ -292,8 +299,24 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       });
       phase = 'completed';
       await nodeCleanup.backupDiscardScan({ asset: input.asset, backupId: plan.backupId }).catch(() => undefined);
+      log.info('backup committed', { asset: input.asset, snapshotId: committed.snapshotId, files: committed.stats.files, attempts: carry.attempt, runs: carry.runs });
+      await audit(
+        backupCompleted({
+          asset: input.asset,
+          tenant: placement.tenant,
+          node: placement.node,
+          snapshot: committed.snapshotId,
+          trigger: input.trigger,
+          files: committed.stats.files,
+          bytes: committed.stats.totalBytes,
+          newBytes: committed.stats.newBytes,
+          uploadedBytes: committed.stats.uploadedBytes,
+          attempts: carry.attempt,
+          parent: committed.parent,
+        }),
+      );
 
-      // ---- 7. the Model BOM -----------------------------------------------------------------
+      // ---- 7. the Model BOM (the snapshot is committed and audited; a failure here says so) ---- -----------------------------------------------------------------
       let bom: BackupWorkflowResult['bom'];
       if (placement.kind === 'model') {
         try {
@@ -310,7 +333,6 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
           );
         }
       }
-      log.info('backup committed', { asset: input.asset, snapshotId: committed.snapshotId, files: committed.stats.files, attempts: carry.attempt, runs: carry.runs });
       return {
         asset: input.asset,
         node: placement.node,
@@ -355,11 +377,14 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       phase = 'failed';
       if (backupId) await abandon(backupId);
       if (type !== undefined && RESTART_BACKUP_TYPES.includes(type)) {
-        throw ApplicationFailure.nonRetryable(
+        const gaveUp = ApplicationFailure.nonRetryable(
           `backup of ${input.asset} gave up after ${carry.attempt} attempts because the asset kept changing while it was read: ${(err as ActivityFailure).cause?.message ?? String(err)}`,
           'AssetKeepsChanging',
         );
+        await ended(gaveUp);
+        throw gaveUp;
       }
+      await ended(err);
       throw err;
     }
   }

@@ -24,6 +24,8 @@ export const FailureTypes = {
   RestoreIncomplete: 'RestoreIncomplete',
   NotAvailable: 'NotAvailable',
   Transient: 'Transient',
+  /** a restore for one tenant asked for another tenant's asset or snapshot: refused (and audited) */
+  TenantMismatch: 'TenantMismatch',
 } as const;
 
 /** Failure types after which a backup starts over (new scan, new lease) instead of failing. */

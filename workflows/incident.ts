@@ -17,7 +17,9 @@
  *                the incident's holds are released (quarantine stays as
  *                evidence), non-cancellable
  *
- * Every step is in the timeline (`incident` query) with time and actor.
+ * Every step is in the timeline (`incident` query) with time and actor, and
+ * is an audit entry (incident-step; decisions are approval entries naming who
+ * decided).
  */
 import {
   ApplicationFailure,
@@ -52,6 +54,8 @@ import {
   type StepState,
   type TimelineEntry,
 } from '../incidents/model';
+import { audit } from './audit';
+import { approvalDecision, incidentStep, type WorkflowAuditEntry } from '../audit/workflow-entries';
 
 /** The innermost failure message (a child's ApplicationFailure rather than "Child Workflow execution failed"). */
 function failureMessage(err: unknown): string {
@@ -181,6 +185,11 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
 
   record(trigger.actor, 'opened', `${trigger.type}${trigger.summary ? `: ${trigger.summary}` : ''}${trigger.source ? ` (source ${trigger.source})` : ''}`);
 
+  /** An audit entry for a step of this incident (ids and counts only). */
+  const auditStep = (action: string, opts: { outcome?: WorkflowAuditEntry['outcome']; asset?: string; node?: string } = {}, details: Record<string, string | number | boolean | null> = {}) =>
+    audit(incidentStep({ incident: id, incidentType: view.type, action, ...opts }, details));
+  const only = (xs: string[]) => (xs.length === 1 ? xs[0] : undefined);
+
   let holdsReleased = 0;
   const close = async (outcome: IncidentStatus, why: string) => {
     view.status = outcome;
@@ -192,6 +201,11 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
       view.closedAt = now();
       view.summary = summarize({ trigger, outcome, openedAt: view.openedAt, closedAt: view.closedAt, contained: view.contained, holdsReleased, recovery: plan?.recovery ?? 'manual', restored });
       record('lifeline', `closed:${outcome}`, why);
+      await auditStep(
+        'closed',
+        { outcome: outcome === 'resolved' ? 'success' : outcome === 'rejected' ? 'denied' : outcome === 'expired' ? 'cancelled' : 'failure', node: only(view.nodes), asset: only(view.assets) },
+        { status: outcome, holdsReleased },
+      );
       await notify('closed', view.summary.what);
     });
     return view;
@@ -202,6 +216,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     plan = await acts.planIncident({ nodes: trigger.nodes, assets: trigger.assets });
     view.assets = plan.assets.map((a) => a.asset);
     record('lifeline', 'planned', `${plan.assets.length} asset(s) affected; steps needing approval: ${steps.join(', ') || 'none'}`);
+    await auditStep('opened', { node: only(view.nodes), asset: only(view.assets) }, { severity: view.severity, nodes: view.nodes.length, assets: view.assets.length, openedBy: trigger.actor.slice(0, 256) });
 
     // 2. Contain.
     if (view.assets.length) {
@@ -217,6 +232,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
         record('lifeline', 'hold-placed', `asset ${c.asset}: ${c.held.length} snapshot(s) held`);
         if (c.quarantined.length) record('lifeline', 'quarantined', `asset ${c.asset}: ${c.quarantined.length} snapshot(s) suspect: ${c.quarantined.map((s) => s.slice(0, 12)).join(', ')}`);
         record('lifeline', 'restore-point', `asset ${c.asset}: ${c.restorePoint ? `${c.restorePoint.snapshot.slice(0, 12)} (${c.restorePoint.time})` : 'none verified'}`);
+        await auditStep('contained', { asset: c.asset }, { held: c.held.length, quarantined: c.quarantined.length, restorePoint: c.restorePoint?.snapshot ?? null });
       }
     }
     await notify('opened', `${view.type} incident ${id} opened (${view.severity}); ${view.contained.reduce((n, c) => n + c.held.length, 0)} snapshot(s) held`);
@@ -230,6 +246,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
       } else {
         view.approvalDeadline = new Date(Date.now() + plan.approvalTimeoutMs).toISOString();
         record('lifeline', `awaiting-approval:${step}`, `until ${view.approvalDeadline}`);
+        await auditStep('approval-requested', { outcome: 'started' }, { step, deadline: view.approvalDeadline });
         await notify('approval-needed', `step ${step} of incident ${id} awaits approval until ${view.approvalDeadline}`, { step });
         const decided = await condition(() => view.steps[step] !== 'awaiting-approval', plan.approvalTimeoutMs);
         view.approvalDeadline = null;
@@ -237,11 +254,13 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
           view.steps[step] = 'expired';
           view.status = 'expired';
           record('lifeline', `expired:${step}`, `no decision within ${plan.approvalTimeoutMs / 1000}s; escalated`);
+          await audit(approvalDecision({ incident: id, step, decision: 'expired' }));
           await notify('escalation', `ESCALATION: step ${step} of ${view.type} incident ${id} was not approved in time; nothing was rebuilt`, { step });
           return await close('expired', `approval of ${step} timed out`);
         }
       }
       const d = view.decisions[step]!;
+      await audit(approvalDecision({ incident: id, step, decision: d.decision, decidedBy: d.actor }));
       if ((view.steps[step] as StepState) === 'rejected') {
         await notify('rejected', `step ${step} rejected by ${d.actor}`, { step, actor: d.actor });
         for (const rest of steps) if (view.steps[rest] === 'planned') view.steps[rest] = 'skipped';
@@ -263,17 +282,20 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
             parentClosePolicy: ParentClosePolicy.PARENT_CLOSE_POLICY_REQUEST_CANCEL,
           });
           record('lifeline', `recovery-started:${node}`, `RecoverNodeWorkflow ${childId}`);
+          await auditStep('recovery-started', { outcome: 'started', node }, { recoveryWorkflow: childId });
           try {
             const r = (await child.result()) as RecoverNodeResult;
             rec.outcome = 'recovered';
             for (const a of r.assets) restored.push({ asset: a.asset, snapshot: a.snapshotId, time: a.snapshotTime });
             rec.detail = `${r.assets.length} asset(s) restored in ${Math.round(r.durationMs / 1000)}s`;
             record(childId, `recovered:${node}`, `${rec.detail}: ${r.assets.map((a) => `${a.asset}@${a.snapshotId.slice(0, 12)}`).join(', ') || 'nothing to restore'}`);
+            await auditStep('recovered', { node }, { recoveryWorkflow: childId, assets: r.assets.length, durationMs: r.durationMs });
           } catch (err) {
             rec.outcome = 'failed';
             rec.detail = failureMessage(err).slice(0, 500);
             view.steps[step] = 'failed';
             record(childId, `recovery-failed:${node}`, rec.detail);
+            await auditStep('recovery-failed', { outcome: 'failure', node }, { recoveryWorkflow: childId });
             for (const rest of steps) if (view.steps[rest] === 'planned') view.steps[rest] = 'skipped';
             return await close('failed', `recovery of node ${node} failed: ${rec.detail}`);
           }
@@ -284,6 +306,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
       // incident.recovery: manual — the approval is the hand-off; people do the work.
       view.steps[step] = 'done';
       record('lifeline', `manual:${step}`, `recovery is manual (incident.recovery): ${step} handed to ${d.actor}`);
+      await auditStep('handed-off', {}, { step, to: d.actor.slice(0, 256) });
     }
     return await close('resolved', steps.length ? `every step approved (${steps.join(', ')})` : 'contained and notified; nothing to rebuild');
   } catch (err) {

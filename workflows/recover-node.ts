@@ -21,6 +21,8 @@
  *   7. start-job:<job> the training job, resuming from its restored checkpoints (node)
  *   8. confirm:<job>   the job passes the step it resumed from          (node)
  *
+ * Every step done, and the end (recovered or failed), is an audit entry.
+ *
  * If a step fails, the steps done so far are undone in reverse order, even
  * when the workflow is cancelled (stop the jobs, stop the agent, tear down the
  * half-built root), and the failure names the step. Input and history carry
@@ -41,6 +43,8 @@ import type { TrainingActivities } from '../activities/training';
 import type { createVerifyActivities } from '../activities/verify';
 import { restoreWorkflow, type RestoreWorkflowResult } from './restore';
 import { isValidNodeId, nodeTaskQueue } from './task-queues';
+import { audit, endingOf } from './audit';
+import { recoveryEnded, recoveryStep } from '../audit/workflow-entries';
 
 export interface RecoverNodeInput {
   node: string;
@@ -173,6 +177,7 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
     try {
       const r = await f();
       progress.done.push(name);
+      await audit(recoveryStep({ node: input.node, step: name }));
       return r;
     } catch (err) {
       progress.failedStep ??= name;
@@ -215,6 +220,7 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
         });
       }
       progress.step = 'completed';
+      await audit(recoveryEnded({ node: input.node, assets: 0, jobs: jobs.length, durationMs: Date.now() - startedMs }, { ok: true }));
       return {
         node: input.node,
         workflowId: wfId,
@@ -334,6 +340,7 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
     }
 
     progress.step = 'completed';
+    await audit(recoveryEnded({ node: input.node, assets: assets.length, jobs: jobs.length, durationMs: Date.now() - startedMs }, { ok: true }));
     return {
       node: input.node,
       workflowId: wfId,
@@ -363,6 +370,7 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
       }
     });
     progress.step = 'failed';
+    await audit(recoveryEnded({ node: input.node, assets: 0, jobs: 0, durationMs: Date.now() - startedMs }, endingOf(err), failedStep));
     // the innermost failure says what went wrong (child workflow → activity → ApplicationFailure)
     let why = (err as Error).message;
     for (let e = (err as Error & { cause?: Error }).cause, i = 0; e && i < 6; e = (e as Error & { cause?: Error }).cause, i++) if (e.message) why = e.message;

@@ -8,14 +8,18 @@
  *   4. restore into it; every file's SHA-256 is checked before  (node)
  *      it is renamed into place
  *
+ *   5. audit: completed, failed or denied (tenant mismatch)   (orchestrator)
+ *
  * Include paths travel sealed to the tenant (see backups/include.ts), so no
  * file name of the asset enters this workflow's history.
  */
 import { ApplicationFailure, defineQuery, defineSignal, log, proxyActivities, setHandler, uuid4 } from '@temporalio/workflow';
 import type { BackupActivities } from '../activities/backup';
-import type { RestoreActivities, SnapshotChoice } from '../activities/restore';
+import type { RestoreActivities, RestoreSummary, SnapshotChoice } from '../activities/restore';
 import type { createVerifyActivities } from '../activities/verify';
 import { FailureTypes } from './failure-types';
+import { audit, endingOf } from './audit';
+import { restoreEnded } from '../audit/workflow-entries';
 import { etaSeconds, PROGRESS_QUERY, PROGRESS_SIGNAL, type Phase, type Progress, type ProgressUpdate } from './progress';
 import { isValidNodeId, nodeTaskQueue } from './task-queues';
 
@@ -23,6 +27,12 @@ export type RestoreFrom = 'latest' | 'last-verified' | { snapshotId: string };
 
 export interface RestoreWorkflowInput {
   asset: string;
+  /**
+   * The tenant this restore is for (default: the asset's). A restore for one
+   * tenant of another tenant's asset or snapshot is refused (TenantMismatch)
+   * before anything is written, and the refusal is an audit entry (denied).
+   */
+  tenant?: string;
   /** default 'latest' */
   from?: RestoreFrom;
   /** absolute folder on the destination node */
@@ -93,43 +103,68 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
   const nodeId = input.node ?? placement.node;
   if (!isValidNodeId(nodeId)) throw ApplicationFailure.nonRetryable(`invalid node id ${JSON.stringify(nodeId)}`, FailureTypes.InvalidInput);
 
-  // ---- which snapshot -----------------------------------------------------------------------
-  const from = input.from ?? 'latest';
-  if (from === 'last-verified') {
-    const id = await orchestrator.lastVerifiedSnapshot({ asset: input.asset });
-    if (id === null) {
+  const tenant = input.tenant ?? placement.tenant;
+  const requested = typeof input.from === 'object' && /^[0-9a-f]{8,64}$/.test(input.from.snapshotId) ? input.from.snapshotId : undefined;
+  const subject = () => ({
+    asset: input.asset,
+    tenant,
+    node: nodeId,
+    snapshot: choice?.snapshotId ?? requested,
+    ...(tenant !== placement.tenant ? { ownerTenant: placement.tenant } : {}),
+    overwrite: input.overwrite,
+    partial: input.includeSealed !== undefined,
+  });
+  let r: RestoreSummary;
+  try {
+    if (tenant !== placement.tenant) {
       throw ApplicationFailure.nonRetryable(
-        `asset ${input.asset} has no verified snapshot (none has passed a verification, or all are quarantined); run \`lifeline verify ${input.asset}\` or restore --snapshot <id>`,
-        FailureTypes.InvalidInput,
+        `restore for tenant ${tenant} refused: asset ${input.asset} belongs to tenant ${placement.tenant}, and a tenant's restore reads only its own snapshots`,
+        FailureTypes.TenantMismatch,
       );
     }
-    choice = await orchestrator.restoreResolveSnapshot({ asset: input.asset, from: { snapshotId: id } });
-  } else {
-    choice = await orchestrator.restoreResolveSnapshot({ asset: input.asset, from });
-  }
-  log.info('restoring', { asset: input.asset, snapshotId: choice.snapshotId, node: nodeId });
+    // ---- which snapshot -----------------------------------------------------------------------
+    const from = input.from ?? 'latest';
+    if (from === 'last-verified') {
+      const id = await orchestrator.lastVerifiedSnapshot({ asset: input.asset });
+      if (id === null) {
+        throw ApplicationFailure.nonRetryable(
+          `asset ${input.asset} has no verified snapshot (none has passed a verification, or all are quarantined); run \`lifeline verify ${input.asset}\` or restore --snapshot <id>`,
+          FailureTypes.InvalidInput,
+        );
+      }
+      choice = await orchestrator.restoreResolveSnapshot({ asset: input.asset, from: { snapshotId: id }, tenant });
+    } else {
+      choice = await orchestrator.restoreResolveSnapshot({ asset: input.asset, from, tenant });
+    }
+    log.info('restoring', { asset: input.asset, snapshotId: choice.snapshotId, node: nodeId });
 
-  // ---- restore on the node ------------------------------------------------------------------
-  const node = proxyActivities<RestoreActivities>({
-    taskQueue: nodeTaskQueue(nodeId),
-    heartbeatTimeout: `${opts.heartbeatTimeoutSeconds ?? 60} seconds`,
-    startToCloseTimeout: '12 hours',
-    scheduleToCloseTimeout: '24 hours',
-    retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
-  });
-  phase = 'starting';
-  await node.restorePrepareTarget({ asset: input.asset, target: input.target, overwrite: input.overwrite });
-  phase = 'restoring';
-  const r = await node.restoreSnapshot({
-    asset: input.asset,
-    snapshotId: choice.snapshotId,
-    target: input.target,
-    includeSealed: input.includeSealed,
-    restoreId,
-    signalEveryMs: opts.progressSignalMs,
-  });
-  phase = 'completed';
-  live = { opId: restoreId, step: 0, filesDone: r.files, bytesDone: r.bytes, bytesPerSecond: live?.bytesPerSecond ?? 0, filesTotal: r.files, bytesTotal: r.bytes };
+    // ---- restore on the node ------------------------------------------------------------------
+    const node = proxyActivities<RestoreActivities>({
+      taskQueue: nodeTaskQueue(nodeId),
+      heartbeatTimeout: `${opts.heartbeatTimeoutSeconds ?? 60} seconds`,
+      startToCloseTimeout: '12 hours',
+      scheduleToCloseTimeout: '24 hours',
+      retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute' },
+    });
+    phase = 'starting';
+    await node.restorePrepareTarget({ asset: input.asset, target: input.target, overwrite: input.overwrite });
+    phase = 'restoring';
+    r = await node.restoreSnapshot({
+      asset: input.asset,
+      snapshotId: choice.snapshotId,
+      target: input.target,
+      includeSealed: input.includeSealed,
+      restoreId,
+      signalEveryMs: opts.progressSignalMs,
+    });
+    phase = 'completed';
+    live = { opId: restoreId, step: 0, filesDone: r.files, bytesDone: r.bytes, bytesPerSecond: live?.bytesPerSecond ?? 0, filesTotal: r.files, bytesTotal: r.bytes };
+  } catch (err) {
+    phase = 'failed';
+    await audit(restoreEnded(subject(), endingOf(err, [FailureTypes.TenantMismatch])));
+    throw err;
+  }
+  await audit(restoreEnded({ ...subject(), files: r.files, bytes: r.bytes }, { ok: true }));
   return {
     asset: input.asset,
     snapshotId: r.snapshotId,

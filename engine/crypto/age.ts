@@ -194,6 +194,23 @@ export class AgeIdentities {
     return st.recipients.then((r) => [...r]);
   }
 
+  /**
+   * The recipient new data is encrypted to: the first identity's. A tenant
+   * holds its current identity first and older ones after it, only for
+   * reading what was written before a key rotation.
+   */
+  async currentRecipients(): Promise<string[]> {
+    return (await this.recipients()).slice(0, 1);
+  }
+
+  /** The subset whose recipients satisfy `keep` (for rotation and revocation; keys never leave this module). */
+  async select(keep: (recipient: string, index: number) => boolean): Promise<AgeIdentities | null> {
+    const st = stateOf(this);
+    const recipients = await this.recipients();
+    const keys = st.keys.filter((_, i) => keep(recipients[i]!, i));
+    return keys.length === 0 ? null : new AgeIdentities(keys);
+  }
+
   get size(): number {
     return stateOf(this).keys.length;
   }

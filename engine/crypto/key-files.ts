@@ -3,7 +3,7 @@
  * and age identity file generation in age-keygen's layout.
  */
 import { constants as fsc } from 'node:fs';
-import { mkdir, open, stat } from 'node:fs/promises';
+import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { generateHybridIdentity, generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { SecretFileError } from './errors';
@@ -82,4 +82,69 @@ export async function generateAgeIdentityFile(kind: 'x25519' | 'hybrid'): Promis
   const identity = kind === 'hybrid' ? await generateHybridIdentity() : await generateX25519Identity();
   const recipient = await identityToRecipient(identity);
   return `# created: ${keygenTimestamp()}\n# public key: ${recipient}\n${identity}\n`;
+}
+
+/**
+ * Atomically replace the secret file `path` with `content` (mode 0600): a
+ * temporary file next to it is written and fsynced, renamed over `path`, and
+ * the folder fsynced, so a crash leaves either the old or the new file whole.
+ */
+export async function replaceSecretFile(path: string, content: string | Uint8Array): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}-${Date.now().toString(36)}`;
+  await writeSecretFile(tmp, content);
+  try {
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw new SecretFileError(`cannot replace secret file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, path);
+  }
+  await syncDir(dirname(path));
+}
+
+/** Renames a secret file into place (atomic on one file system) and makes the rename durable. */
+export async function renameSecretFile(from: string, to: string): Promise<void> {
+  await rename(from, to);
+  await syncDir(dirname(to));
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, fsc.O_RDONLY);
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
+ * An identity file's text without the identities whose public recipient is
+ * in `drop`, together with the comment lines just above each of them (the
+ * `# created` / `# public key` lines age-keygen writes). Errors never show a
+ * line's content.
+ */
+export async function identityFileWithout(text: string, drop: ReadonlySet<string>): Promise<{ text: string; removed: number }> {
+  const out: string[] = [];
+  let pending: string[] = [];
+  let removed = 0;
+  const lines = text.split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i]!;
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) {
+      pending.push(line);
+      continue;
+    }
+    let recipient: string;
+    try {
+      recipient = await identityToRecipient(t);
+    } catch {
+      throw new SecretFileError(`identity file line ${i + 1}: malformed age secret key`, '');
+    }
+    if (drop.has(recipient)) removed++;
+    else out.push(...pending, line);
+    pending = [];
+  }
+  out.push(...pending);
+  return { text: out.length ? `${out.join('\n')}\n` : '', removed };
 }

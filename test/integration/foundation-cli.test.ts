@@ -115,9 +115,12 @@ describe('lifeline up / status / worker / demo / down', () => {
       ['temporal', 'started'],
       ['minio', 'started'],
     ]);
-    // up again reuses the same processes
+    // the embedded default's audit log is made ready: key file, locked bucket, first entry
+    expect(first.audit).toMatchObject({ keyId: expect.stringMatching(/^[0-9a-f]{32}$/), created: { keyFile: true, log: true } });
+    // up again reuses the same processes (and the audit log)
     const again = parseJson(await runCli(['--config', configFile, 'up', '--json'], { env }));
     expect(again.services.map((s: any) => [s.service, s.state, s.pid])).toEqual(first.services.map((s: any) => [s.service, 'reused', s.pid]));
+    expect(again.audit).toMatchObject({ keyId: first.audit.keyId, created: { keyFile: false, log: false } });
 
     // a node agent started by the CLI shows up in status
     const agent = startCli(['--config', configFile, 'worker', '--role', 'node-agent', '--node', 'cli-n1'], { env });

@@ -31,7 +31,8 @@ import { testS3Client, testServices, uniqueTaskQueue } from '../support/services
 const asset = `llm-${suffix()}`;
 const TOKEN_ENV = 'LIFELINE_TEST_HOOK_TOKEN';
 const token = `Bearer hook-${randomBytes(12).toString('hex')}`;
-const APPROVAL_TIMEOUT_S = 20;
+// Long enough for a few CLI runs (each ~8 s on a loaded 2-core machine) between "awaiting approval" and the approval.
+const APPROVAL_TIMEOUT_S = 40;
 
 let p: TestPlatform;
 let worker: LifelineWorker;

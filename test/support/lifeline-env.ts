@@ -19,6 +19,7 @@ import { configFromObject, type LoadedConfig } from '../../config/load';
 import { S3ObjectStore } from '../../engine/backend/s3';
 import { createBufferLogger, createLogger, type Logger } from '../../logging/logger';
 import { initTenant } from '../../tenancy/keys';
+import { initAudit } from '../../audit/open';
 import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import { LIFELINE_ROOT } from '../../config/root';
 import { cleanEnv } from './cli';
@@ -30,6 +31,8 @@ export interface AssetSpec {
   path?: string;
   checkpoint?: { completion: 'marker' | 'rename' | 'event'; marker?: string; temporaryPattern?: string };
   labels?: Record<string, string>;
+  /** default: the env's first tenant (acme) */
+  tenant?: string;
 }
 
 export interface EnvOptions {
@@ -38,6 +41,10 @@ export interface EnvOptions {
   temporal?: { address: string; namespace?: string };
   /** default: the shared test MinIO */
   s3?: { endpoint: string; region?: string; accessKeyId: string; secretAccessKey: string };
+  /** more tenants besides acme, each with its own keys and initialised repository */
+  tenants?: string[];
+  /** initialise the audit log (`lifeline audit init`: signing key in the data folder, locked audit bucket) */
+  audit?: boolean;
 }
 
 export interface LifelineEnv {
@@ -73,13 +80,14 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
   await writeFile(join(dir, 'secrets', 's3-secret'), s3.secretAccessKey, { mode: 0o600 });
   const assets: Record<string, unknown> = {};
   const paths: Record<string, string> = {};
+  const tenants = [tenant, ...(opts.tenants ?? [])];
   for (const [name, spec] of Object.entries(opts.assets)) {
     const path = spec.path ?? join(dir, 'assets', name);
     paths[name] = path;
     if (spec.path === undefined) await mkdir(path, { recursive: true });
     assets[name] = {
       node,
-      tenant,
+      tenant: spec.tenant ?? tenant,
       kind: spec.kind ?? (spec.checkpoint ? 'checkpoint' : 'model'),
       path,
       ...(spec.labels ? { labels: spec.labels } : {}),
@@ -97,7 +105,7 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
       credentials: { accessKeyId: { file: join(dir, 'secrets', 's3-access') }, secretAccessKey: { file: join(dir, 'secrets', 's3-secret') } },
     },
     logging: { level: 'info', format: 'json' },
-    tenants: { [tenant]: { identity: { file: join(dir, 'secrets', `${tenant}.age`) }, signingKey: { file: join(dir, 'secrets', `${tenant}.pem`) } } },
+    tenants: Object.fromEntries(tenants.map((t) => [t, { identity: { file: join(dir, 'secrets', `${t}.age`) }, signingKey: { file: join(dir, 'secrets', `${t}.pem`) } }])),
     nodes: { [node]: { description: `test node of ${label}` } },
     assets,
   };
@@ -106,7 +114,8 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
   const config = configFromObject(raw, { source: configFile });
   await S3ObjectStore.ensureBucket({ endpoint: s3.endpoint, region: s3.region, bucket, prefix: '', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
   // x25519: hybrid identities work the same but make every pack header slower to create.
-  await initTenant(config, tenant, { kind: 'x25519' });
+  for (const t of tenants) await initTenant(config, t, { kind: 'x25519' });
+  if (opts.audit) await initAudit(config, { actor: 'test' });
   return {
     label,
     dir,
