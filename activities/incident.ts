@@ -18,6 +18,8 @@ import type { Logger } from '../logging/logger';
 import { assetConfig, type TenantRepositories } from '../tenancy/repositories';
 import { jobProgress } from '../training/jobs';
 import { permanentFailures } from './engine-failures';
+import { InputError } from '../engine/errors';
+import type { Repository } from '../engine/repository';
 
 export interface IncidentActivityDeps {
   config: LoadedConfig;
@@ -50,6 +52,8 @@ export interface IncidentPlan {
 
 export interface ContainInput {
   incidentId: string;
+  /** the incident's run: a reopened incident (same id, new run) cannot reuse the hold id its earlier run released */
+  runId?: string;
   assets: string[];
   /** quarantine snapshots taken after this time */
   compromisedAt?: string;
@@ -58,9 +62,24 @@ export interface ContainInput {
   reason: string;
 }
 
-/** The hold / mark id an incident uses on every snapshot (≤ 64 characters, stable per incident). */
-export function incidentMarkId(incidentId: string): string {
-  return `incident-${createHash('sha256').update(incidentId).digest('hex').slice(0, 24)}`;
+/**
+ * The hold / mark id an incident uses on every snapshot (≤ 64 characters, stable per incident).
+ * With `runId`: the id a later run of the same incident id uses where the first id's hold was
+ * already released (released hold ids cannot be placed again).
+ */
+export function incidentMarkId(incidentId: string, runId?: string): string {
+  return `incident-${createHash('sha256').update(runId ? `${incidentId}/${runId}` : incidentId).digest('hex').slice(0, 24)}`;
+}
+
+/** Places the incident's hold, under the per-run id when an earlier run of the same incident released the usual one. */
+async function placeIncidentHold(repo: Repository, input: { snapshotId: string; incidentId: string; runId?: string; reason: string }): Promise<void> {
+  const hold = (id: string) => placeHold(repo, { snapshotId: input.snapshotId, id, reason: input.reason, by: input.incidentId });
+  try {
+    await hold(incidentMarkId(input.incidentId));
+  } catch (err) {
+    if (!(err instanceof InputError && /was released/.test(err.message) && input.runId)) throw err;
+    await hold(incidentMarkId(input.incidentId, input.runId));
+  }
 }
 
 const NOTICE_TIMEOUT_MS = 10_000;
@@ -107,7 +126,7 @@ export function createIncidentActivities(deps: IncidentActivityDeps) {
           if (input.corruptSnapshot) for (const s of snapshots) if (s.id.startsWith(input.corruptSnapshot)) suspects.add(s.id);
           const held: string[] = [];
           for (const s of snapshots) {
-            await placeHold(repo, { snapshotId: s.id, id, reason: `incident ${input.incidentId}: ${input.reason}`, by });
+            await placeIncidentHold(repo, { snapshotId: s.id, incidentId: input.incidentId, runId: input.runId, reason: `incident ${input.incidentId}: ${input.reason}` });
             held.push(s.id);
             Context.current().heartbeat();
           }
@@ -125,16 +144,16 @@ export function createIncidentActivities(deps: IncidentActivityDeps) {
     },
 
     /** Releases the incident's holds (quarantine marks stay: suspect data remains evidence). Returns how many were released. */
-    async releaseIncidentHolds(input: { incidentId: string; assets: string[]; reason: string }): Promise<number> {
+    async releaseIncidentHolds(input: { incidentId: string; runId?: string; assets: string[]; reason: string }): Promise<number> {
       return permanentFailures(async () => {
-        const id = incidentMarkId(input.incidentId);
+        const ids = new Set([incidentMarkId(input.incidentId), ...(input.runId ? [incidentMarkId(input.incidentId, input.runId)] : [])]);
         let released = 0;
         const tenants = new Set(input.assets.map((a) => assetConfig(config, a).tenant));
         for (const tenant of tenants) {
           const repo = await deps.repositories.repository(tenant);
           for (const h of await listHolds(repo)) {
-            if (h.id !== id) continue;
-            await releaseHold(repo, { snapshotId: h.snapshotId, id, reason: input.reason, by: input.incidentId });
+            if (!ids.has(h.id)) continue;
+            await releaseHold(repo, { snapshotId: h.snapshotId, id: h.id, reason: input.reason, by: input.incidentId });
             released++;
           }
         }

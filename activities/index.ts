@@ -15,9 +15,9 @@ import { createRetentionActivities } from './retention';
 import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
-import { createMbomActivities } from './mbom';
 import { createAuditActivities } from './audit';
 import type { AuditSink } from '../audit/log';
+import { createMbomActivities } from './mbom';
 
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
@@ -45,8 +45,8 @@ export function createActivities(deps: ActivityDeps) {
     ...createIncidentActivities(deps),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
-    ...createMbomActivities(deps),
     ...createAuditActivities(deps),
+    ...createMbomActivities(deps),
   };
 }
 

@@ -34,6 +34,11 @@ interface EventOpts {
   details?: string;
   summary?: string;
   severity?: string;
+  bucket?: string;
+  key?: string[];
+  count?: string;
+  action?: string[];
+  principal?: string[];
   json?: boolean;
   taskQueue: string;
   actor?: string;
@@ -61,6 +66,9 @@ export function eventFromOptions(type: IncidentType, o: EventOpts): Record<strin
       return def({ type, nodes: list(o.node), assets: list(o.asset), compromisedAt: o.compromisedAt, source: o.source, details: o.details });
     case 'manual':
       return def({ type, summary: o.summary, nodes: list(o.node), assets: list(o.asset), severity: o.severity });
+    case 'storage-tamper':
+      // count stays a string when it is not a number, so the schema names the field
+      return def({ type, bucket: o.bucket, keys: list(o.key), count: o.count === undefined ? undefined : /^\d+$/.test(o.count) ? Number(o.count) : o.count, actions: list(o.action), principals: list(o.principal), source: o.source });
   }
 }
 
@@ -73,10 +81,15 @@ function addEventOptions(cmd: Command): Command {
     .option('--object <key>', 'integrity-failure: the damaged object')
     .option('--detected-at <time>', 'node-lost: when the node was last known alive (ISO time)')
     .option('--compromised-at <time>', 'suspected-compromise: since when (ISO time); snapshots after it become suspect')
-    .option('--source <who>', 'suspected-compromise: the detector or person reporting it')
+    .option('--source <who>', 'suspected-compromise, storage-tamper: the detector or person reporting it')
     .option('--details <text>', 'suspected-compromise: details')
     .option('--summary <text>', 'manual: what happened')
     .option('--severity <level>', 'manual: low, medium, high or critical')
+    .option('--bucket <name>', 'storage-tamper: the bucket')
+    .option('--key <key>', 'storage-tamper: an affected object key (repeat, at most 20)', collect, [])
+    .option('--count <n>', 'storage-tamper: objects affected in all (default: the number of keys)')
+    .option('--action <action>', 'storage-tamper: delete, overwrite, write, retention, legal-hold or tagging (repeat)', collect, [])
+    .option('--principal <id>', 'storage-tamper: who made the change (repeat)', collect, [])
     .option('--actor <name>', 'who reports it (default: user:<OS user>)')
     .option('--json', 'machine-readable output')
     .option('--task-queue <name>', 'orchestrator task queue', ORCHESTRATOR_TASK_QUEUE);

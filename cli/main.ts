@@ -40,6 +40,7 @@ import { registerDrillCommands } from './drill';
 import { startSupervisedWorker } from '../workers/supervised';
 import { addDrillReportCommand } from './drill-report';
 import { registerDemoCommand } from './demo';
+import { registerAlarmCommands } from './alarm';
 
 function describeUp(r: UpResult, config: LoadedConfig): string {
   const s = stackSettings(config);
@@ -209,6 +210,7 @@ export function buildProgram(): Command {
   registerMbomCommands(program);
   registerDemoCommand(program);
   addDrillReportCommand(registerDrillCommands(program));
+  registerAlarmCommands(program);
 
   return program;
 }

@@ -11,6 +11,7 @@ import { SecretRefSchema, describeType, type SecretRef } from './secret-ref';
 import { AssetsSection, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
 import { AuditSection } from './audit';
 import { IncidentSection } from './incident';
+import { AlarmSection } from './alarm';
 import { TrainingJobsSection, checkTrainingJobReferences } from './training-jobs';
 
 export { SecretRefSchema, describeType, type SecretRef };
@@ -133,6 +134,7 @@ export const LifelineConfigSchema = z
     policies: PoliciesSection,
     audit: AuditSection.prefault({}),
     incident: IncidentSection.prefault({}),
+    alarm: AlarmSection.prefault({}),
     trainingJobs: TrainingJobsSection,
   })
   .strict()

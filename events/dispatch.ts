@@ -17,6 +17,8 @@ import { randomBytes } from 'node:crypto';
 import { incidentEventSignal, incidentWorkflow } from '../workflows/incident';
 import { incidentId, type IncidentTrigger } from '../incidents/model';
 import { EventValidationError, parseEvent, type CheckpointEvent, type IncidentEvent } from './schema';
+import { tenantAssets, tenantPrefixes, watchedBuckets } from '../alarm/layout';
+import { countKinds, locateKey, type KeyKind } from '../alarm/tamper';
 
 export interface DispatchTarget {
   client: Client;
@@ -104,6 +106,36 @@ export function incidentTrigger(config: LoadedConfig, ev: IncidentEvent, actor: 
       (ev.assets ?? []).forEach((a, i) => assetKnown(a, `assets.${i}`));
       t = { type: ev.type, nodes: [...new Set(ev.nodes ?? [])], assets: [...new Set(ev.assets ?? [])], summary: ev.summary, severity: ev.severity, actor, at };
       break;
+    case 'storage-tamper': {
+      const buckets = watchedBuckets(config);
+      const watched = buckets.find((b) => b.bucket === ev.bucket);
+      if (!watched) issues.push({ field: 'bucket', problem: `${ev.bucket} is not a Lifeline bucket (watched: ${buckets.map((b) => b.bucket).join(', ')})` });
+      const located = watched ? ev.keys.map((k) => locateKey(k, watched, tenantPrefixes(config))) : [];
+      const tenants = [...new Set(located.flatMap((l) => ('tenant' in l && l.tenant ? [l.tenant] : [])))].sort();
+      const kinds = ev.kinds ?? countKinds(located.flatMap((l) => (l.kind === 'probe' || l.kind === 'foreign' ? [] : [l.kind as KeyKind])));
+      const firstAt = ev.firstAt ?? at;
+      t = {
+        type: ev.type,
+        nodes: [],
+        assets: tenantAssets(config, tenants),
+        detectedAt: firstAt,
+        source: ev.source ?? actor,
+        tamper: {
+          bucket: ev.bucket,
+          count: ev.count ?? ev.keys.length,
+          kinds,
+          actions: [...new Set(ev.actions)].sort(),
+          tenants,
+          principals: ev.principals ?? [],
+          firstAt,
+          lastAt: ev.lastAt ?? firstAt,
+          sampleKeys: ev.keys,
+        },
+        actor,
+        at,
+      };
+      break;
+    }
   }
   if (issues.length) throw new EventValidationError(issues);
   return t;
@@ -142,7 +174,8 @@ export async function dispatchEvent(raw: unknown, target: DispatchTarget): Promi
     case 'node-lost':
     case 'integrity-failure':
     case 'suspected-compromise':
-    case 'manual': {
+    case 'manual':
+    case 'storage-tamper': {
       const trigger = incidentTrigger(target.config, ev, target.actor ?? 'event');
       const { workflowId, runId } = await openIncident(target.client, target.taskQueue, trigger);
       return { accepted: true, type: ev.type, incident: workflowId, workflowId, runId };

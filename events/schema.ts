@@ -9,6 +9,7 @@
 import { posix } from 'node:path';
 import { z } from 'zod';
 import { UserError } from '../config/errors';
+import { KEY_KINDS, TAMPER_ACTIONS } from '../alarm/tamper';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const STEP = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
@@ -99,12 +100,46 @@ export const ManualIncidentEventSchema = z
   })
   .strict();
 
+const BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+const enumOf = (what: string, values: readonly string[]) => (iss: { input: unknown }) =>
+  iss.input === undefined ? `required: ${what} (one of ${values.join(', ')})` : `expected one of ${values.join(', ')}`;
+
+/**
+ * Objects in a Lifeline bucket were deleted, overwritten or had their retention
+ * changed by someone other than Lifeline (`lifeline alarm watch` on MinIO, or an
+ * AWS EventBridge rule). One event per burst: `count` objects in all, `keys` a sample.
+ */
+export const StorageTamperEventSchema = z
+  .object({
+    type: z.literal('storage-tamper'),
+    bucket: z.string({ error: required('the bucket name') }).regex(BUCKET, 'expected an S3 bucket name (3–63 chars: a-z 0-9 . -)'),
+    /** affected object keys (a sample of at most 20: object ids, never file names) */
+    keys: z
+      .array(z.string().min(1, 'expected an object key').max(1024, 'at most 1024 characters'), { error: required('a list of affected object keys') })
+      .min(1, 'expected at least one object key')
+      .max(20, 'at most 20 keys (a sample; give the total as count)'),
+    /** how many objects the burst touched in all; default the number of keys */
+    count: z.number({ error: 'expected a whole number of objects' }).int('expected a whole number of objects').min(1, 'expected at least 1').max(1e9).optional(),
+    actions: z.array(z.enum(TAMPER_ACTIONS, { error: enumOf('an action', TAMPER_ACTIONS) }), { error: required('a list of actions') }).min(1, 'expected at least one action'),
+    /** objects per kind in the whole burst; default counted from keys */
+    kinds: z.partialRecord(z.enum(KEY_KINDS, { error: enumOf('a key kind', KEY_KINDS) }), z.number().int().min(1)).optional(),
+    /** who made the changes (shortened access key ids or principal ids) */
+    principals: z.array(z.string().min(1).max(200, 'at most 200 characters')).max(20, 'at most 20 principals').optional(),
+    firstAt: IsoTime('firstAt').optional(),
+    lastAt: IsoTime('lastAt').optional(),
+    /** who reports it, e.g. `lifeline-alarm` or `aws-eventbridge` */
+    source: Text('the reporting source', 200).optional(),
+  })
+  .strict()
+  .refine((e) => e.count === undefined || e.count >= e.keys.length, { message: 'expected at least as many objects as keys listed', path: ['count'] });
+
 export type NodeLostEvent = z.output<typeof NodeLostEventSchema>;
 export type IntegrityFailureIncidentEvent = z.output<typeof IntegrityFailureIncidentEventSchema>;
 export type SuspectedCompromiseEvent = z.output<typeof SuspectedCompromiseEventSchema>;
 export type ManualIncidentEvent = z.output<typeof ManualIncidentEventSchema>;
-export type IncidentEvent = NodeLostEvent | IntegrityFailureIncidentEvent | SuspectedCompromiseEvent | ManualIncidentEvent;
-export const INCIDENT_EVENT_TYPES = ['node-lost', 'integrity-failure', 'suspected-compromise', 'manual'] as const;
+export type StorageTamperEvent = z.output<typeof StorageTamperEventSchema>;
+export type IncidentEvent = NodeLostEvent | IntegrityFailureIncidentEvent | SuspectedCompromiseEvent | ManualIncidentEvent | StorageTamperEvent;
+export const INCIDENT_EVENT_TYPES = ['node-lost', 'integrity-failure', 'suspected-compromise', 'manual', 'storage-tamper'] as const;
 
 /** Every event type and its schema. */
 export const EVENT_SCHEMAS = {
@@ -113,6 +148,7 @@ export const EVENT_SCHEMAS = {
   'integrity-failure': IntegrityFailureIncidentEventSchema,
   'suspected-compromise': SuspectedCompromiseEventSchema,
   manual: ManualIncidentEventSchema,
+  'storage-tamper': StorageTamperEventSchema,
 } as const;
 
 export type EventType = keyof typeof EVENT_SCHEMAS;
@@ -134,7 +170,10 @@ export class EventValidationError extends UserError {
 
 function issuesOf(error: z.ZodError): EventIssue[] {
   return error.issues.map((iss) => {
-    if (iss.code === 'unrecognized_keys') return { field: iss.keys.join(', '), problem: `unknown field${iss.keys.length > 1 ? 's' : ''}` };
+    if (iss.code === 'unrecognized_keys') {
+      const at = iss.path.length ? `${iss.path.join('.')}.` : '';
+      return { field: iss.keys.map((k) => `${at}${k}`).join(', '), problem: `unknown field${iss.keys.length > 1 ? 's' : ''}` };
+    }
     return { field: iss.path.join('.'), problem: iss.message };
   });
 }

@@ -7,7 +7,7 @@
  * Temporal.
  */
 
-export const INCIDENT_TYPES = ['node-lost', 'integrity-failure', 'suspected-compromise', 'manual'] as const;
+export const INCIDENT_TYPES = ['node-lost', 'integrity-failure', 'suspected-compromise', 'manual', 'storage-tamper'] as const;
 export type IncidentType = (typeof INCIDENT_TYPES)[number];
 export type Severity = 'low' | 'medium' | 'high' | 'critical';
 
@@ -33,16 +33,35 @@ export interface IncidentTrigger {
   severity?: Severity;
   summary?: string;
   source?: string;
+  /** storage tamper: what was changed, in which bucket, by whom (counts and object ids only) */
+  tamper?: StorageTamper;
   /** who or what reported it (user, detector, workflow id) */
   actor: string;
   /** when it was reported */
   at: string;
 }
 
+/** A burst of changes to stored objects that Lifeline did not make (alarm/tamper.ts). */
+export interface StorageTamper {
+  bucket: string;
+  /** objects touched in all */
+  count: number;
+  /** objects per kind (pack, index, snapshot, record, config, lock, tombstone, audit) */
+  kinds: Partial<Record<string, number>>;
+  actions: string[];
+  tenants: string[];
+  /** shortened principal ids */
+  principals: string[];
+  firstAt: string;
+  lastAt: string;
+  /** a sample of the affected keys (object ids) */
+  sampleKeys: string[];
+}
+
 const SAFE = /[^A-Za-z0-9._-]+/g;
 
 /** The incident's workflow id: type + subject, so repeated events about the same thing join one incident. */
-export function incidentId(t: Pick<IncidentTrigger, 'type' | 'nodes' | 'assets' | 'snapshot' | 'at'> & { nonce?: string }): string {
+export function incidentId(t: Pick<IncidentTrigger, 'type' | 'nodes' | 'assets' | 'snapshot' | 'at' | 'tamper'> & { nonce?: string }): string {
   const part = (s: string) => s.replace(SAFE, '_');
   switch (t.type) {
     case 'node-lost':
@@ -53,11 +72,14 @@ export function incidentId(t: Pick<IncidentTrigger, 'type' | 'nodes' | 'assets' 
       return `incident-suspected-compromise-${[...[...t.nodes].sort().map(part), ...[...t.assets].sort().map(part)].join('+').slice(0, 200)}`;
     case 'manual':
       return `incident-manual-${t.at.replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}-${part(t.nonce ?? '0')}`;
+    case 'storage-tamper':
+      // One per bucket: later bursts join the open incident instead of opening more.
+      return `incident-storage-tamper-${part(t.tamper?.bucket ?? 'unknown')}`;
   }
 }
 
 export function defaultSeverity(type: IncidentType): Severity {
-  return type === 'suspected-compromise' ? 'critical' : type === 'manual' ? 'medium' : 'high';
+  return type === 'suspected-compromise' || type === 'storage-tamper' ? 'critical' : type === 'manual' ? 'medium' : 'high';
 }
 
 /** The destructive steps an incident of this kind asks approval for, in order. */
@@ -66,6 +88,9 @@ export function plannedSteps(t: Pick<IncidentTrigger, 'type' | 'nodes' | 'assets
     case 'node-lost':
       return ['rebuild-node'];
     case 'integrity-failure':
+      return ['restore'];
+    case 'storage-tamper':
+      // A person restores (or undeletes the retained versions of) what was changed; until then the holds stay.
       return ['restore'];
     case 'suspected-compromise':
     case 'manual':

@@ -22,9 +22,9 @@ import { installIncidentHook } from '../activities/incident-hook';
 import { DRILL_TASK_QUEUE, ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { createDrillActivities } from '../activities/drill';
 import { temporalTarget } from './temporal';
-import { temporalDataConverter } from './codec';
 import type { AuditSink } from '../audit/log';
 import { loadAuditSigningKey, openAuditLog } from '../audit/open';
+import { temporalDataConverter } from './codec';
 
 export type WorkerRole = 'orchestrator' | 'node-agent' | 'drill';
 export const WORKER_ROLES: readonly WorkerRole[] = ['orchestrator', 'node-agent', 'drill'];

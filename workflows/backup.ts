@@ -40,9 +40,9 @@ import type { AssetPlacement, BackupActivities, BackupScanResult } from '../acti
 import type { BackupPlan, BatchStats } from '../engine/archiver';
 import type { SnapshotStats } from '../engine/manifest';
 import { RESTART_BACKUP_TYPES } from './failure-types';
-import { modelBomWorkflow, modelBomWorkflowId } from './mbom';
 import { audit, endingOf } from './audit';
 import { backupCompleted, backupEnded, backupStarted } from '../audit/workflow-entries';
+import { modelBomWorkflow, modelBomWorkflowId } from './mbom';
 import { etaSeconds, PROGRESS_QUERY, PROGRESS_SIGNAL, type Phase, type Progress, type ProgressUpdate } from './progress';
 import { nodeTaskQueue } from './task-queues';
 
@@ -316,7 +316,7 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
         }),
       );
 
-      // ---- 7. the Model BOM (the snapshot is committed and audited; a failure here says so) ---- -----------------------------------------------------------------
+      // ---- 7. the Model BOM (the snapshot is committed and audited; a failure here says so) ----
       let bom: BackupWorkflowResult['bom'];
       if (placement.kind === 'model') {
         try {

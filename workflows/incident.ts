@@ -28,6 +28,7 @@ import {
   defineQuery,
   defineSignal,
   defineUpdate,
+  executeChild,
   ParentClosePolicy,
   proxyActivities,
   startChild,
@@ -37,6 +38,8 @@ import {
 import type { createActivities } from '../activities';
 import type { IncidentPlan } from '../activities/incident';
 import type { RecoverNodeResult } from './recover-node';
+import type { VerifyResult } from './verify';
+import { describeTamper } from '../alarm/tamper';
 import {
   decisionProblem,
   defaultSeverity,
@@ -52,6 +55,7 @@ import {
   type IncidentTrigger,
   type Severity,
   type StepState,
+  type StorageTamper,
   type TimelineEntry,
 } from '../incidents/model';
 import { audit } from './audit';
@@ -86,6 +90,10 @@ export interface IncidentView {
   summary: IncidentSummary | null;
   /** recovery: recover-node — the child RecoverNodeWorkflow of each rebuilt node */
   recoveries: Array<{ node: string; workflowId: string; outcome: 'running' | 'recovered' | 'failed'; detail?: string }>;
+  /** storage-tamper: what was changed (first burst; `count` and `bursts` grow as later bursts join) */
+  tamper?: StorageTamper & { bursts: number };
+  /** storage-tamper: the shallow verification of each affected asset after containment */
+  verifications?: Array<{ asset: string; workflowId: string; outcome: 'intact' | 'corrupt' | 'failed'; verified: number; corrupt: number; detail?: string }>;
 }
 
 export const incidentQuery = defineQuery<IncidentView>('incident');
@@ -127,6 +135,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     timeline: [],
     summary: null,
     recoveries: [],
+    ...(trigger.tamper ? { tamper: { ...trigger.tamper, bursts: 1 }, verifications: [] } : {}),
   };
   const restored: Array<{ asset: string; snapshot: string; time: string }> = [];
   const record = (actor: string, action: string, detail?: string) => {
@@ -161,6 +170,14 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
   setHandler(incidentQuery, () => view);
   setHandler(incidentEventSignal, (t) => {
     if (t.at === trigger.at && t.actor === trigger.actor) return; // the signal that came with the start
+    if (t.tamper && view.tamper) {
+      view.tamper.bursts++;
+      view.tamper.count += t.tamper.count;
+      for (const [k, n] of Object.entries(t.tamper.kinds)) view.tamper.kinds[k] = (view.tamper.kinds[k] ?? 0) + (n ?? 0);
+      view.tamper.lastAt = t.tamper.lastAt > view.tamper.lastAt ? t.tamper.lastAt : view.tamper.lastAt;
+      record(t.actor, `event:${t.type}`, `another burst: ${describeTamper(t.tamper)}`);
+      return;
+    }
     record(t.actor, `event:${t.type}`, `repeated report${t.source ? ` from ${t.source}` : ''} at ${t.at}`);
   });
   const decide = (kind: 'approve' | 'reject') => (d: DecisionInput) => {
@@ -183,7 +200,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     });
   }
 
-  record(trigger.actor, 'opened', `${trigger.type}${trigger.summary ? `: ${trigger.summary}` : ''}${trigger.source ? ` (source ${trigger.source})` : ''}`);
+  record(trigger.actor, 'opened', `${trigger.type}${trigger.summary ? `: ${trigger.summary}` : ''}${trigger.tamper ? `: ${describeTamper(trigger.tamper)}` : ''}${trigger.source ? ` (source ${trigger.source})` : ''}`);
 
   /** An audit entry for a step of this incident (ids and counts only). */
   const auditStep = (action: string, opts: { outcome?: WorkflowAuditEntry['outcome']; asset?: string; node?: string } = {}, details: Record<string, string | number | boolean | null> = {}) =>
@@ -195,7 +212,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
     view.status = outcome;
     await CancellationScope.nonCancellable(async () => {
       if (view.contained.some((c) => c.held.length > 0)) {
-        holdsReleased = await acts.releaseIncidentHolds({ incidentId: id, assets: view.contained.map((c) => c.asset), reason: `incident ${outcome}` });
+        holdsReleased = await acts.releaseIncidentHolds({ incidentId: id, runId: workflowInfo().runId, assets: view.contained.map((c) => c.asset), reason: `incident ${outcome}` });
         record('lifeline', 'holds-released', `${holdsReleased} hold(s); quarantine marks stay as evidence`);
       }
       view.closedAt = now();
@@ -223,6 +240,7 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
       const reason = trigger.type === 'suspected-compromise' ? `suspected compromise since ${trigger.compromisedAt}` : trigger.type;
       view.contained = await acts.containIncident({
         incidentId: id,
+        runId: workflowInfo().runId,
         assets: view.assets,
         compromisedAt: trigger.compromisedAt,
         corruptSnapshot: trigger.snapshot,
@@ -233,6 +251,24 @@ export async function incidentWorkflow(input: IncidentInput): Promise<IncidentVi
         if (c.quarantined.length) record('lifeline', 'quarantined', `asset ${c.asset}: ${c.quarantined.length} snapshot(s) suspect: ${c.quarantined.map((s) => s.slice(0, 12)).join(', ')}`);
         record('lifeline', 'restore-point', `asset ${c.asset}: ${c.restorePoint ? `${c.restorePoint.snapshot.slice(0, 12)} (${c.restorePoint.time})` : 'none verified'}`);
         await auditStep('contained', { asset: c.asset }, { held: c.held.length, quarantined: c.quarantined.length, restorePoint: c.restorePoint?.snapshot ?? null });
+      }
+    }
+    // 2b. Storage tamper: check at once what the changes broke (a corrupt snapshot opens its own integrity-failure incident).
+    if (trigger.type === 'storage-tamper' && view.verifications) {
+      for (const asset of view.assets) {
+        const workflowId = `${id}-verify-${asset}-${workflowInfo().runId.slice(0, 8)}`;
+        const v: NonNullable<IncidentView['verifications']>[number] = { asset, workflowId, outcome: 'intact', verified: 0, corrupt: 0 };
+        view.verifications.push(v);
+        try {
+          const r = (await executeChild('verifyWorkflow', { workflowId, args: [{ asset, mode: 'shallow' }] })) as VerifyResult;
+          Object.assign(v, { verified: r.verified, corrupt: r.corrupt, outcome: r.corrupt ? 'corrupt' : 'intact' });
+        } catch (err) {
+          const details = (err as { cause?: { details?: unknown[]; type?: string } }).cause;
+          const r = details?.type === 'IntegrityFailure' ? (details.details?.[0] as VerifyResult | undefined) : undefined;
+          if (r) Object.assign(v, { verified: r.verified, corrupt: r.corrupt, outcome: 'corrupt' });
+          else Object.assign(v, { outcome: 'failed', detail: failureMessage(err).slice(0, 300) });
+        }
+        record(workflowId, `verified:${asset}`, `${v.outcome}: ${v.verified} snapshot(s) verified, ${v.corrupt} corrupt${v.detail ? ` (${v.detail})` : ''}`);
       }
     }
     await notify('opened', `${view.type} incident ${id} opened (${view.severity}); ${view.contained.reduce((n, c) => n + c.held.length, 0)} snapshot(s) held`);

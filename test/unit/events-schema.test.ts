@@ -34,8 +34,8 @@ describe('event schema', () => {
   });
 
   it('rejects unknown types and non-objects, listing the known types', () => {
-    expect(issues({ type: 'incident' })).toEqual([{ field: 'type', problem: 'unknown event type "incident" (known: checkpoint, node-lost, integrity-failure, suspected-compromise, manual)' }]);
-    expect(issues({})).toEqual([{ field: 'type', problem: 'required: one of checkpoint, node-lost, integrity-failure, suspected-compromise, manual' }]);
+    expect(issues({ type: 'incident' })).toEqual([{ field: 'type', problem: 'unknown event type "incident" (known: checkpoint, node-lost, integrity-failure, suspected-compromise, manual, storage-tamper)' }]);
+    expect(issues({})).toEqual([{ field: 'type', problem: 'required: one of checkpoint, node-lost, integrity-failure, suspected-compromise, manual, storage-tamper' }]);
     expect(issues('checkpoint')[0]!.problem).toMatch(/expected a JSON object/);
     expect(issues(null)[0]!.problem).toMatch(/got null/);
   });
