@@ -15,6 +15,7 @@ import { createRetentionActivities } from './retention';
 import { createIncidentActivities } from './incident';
 import { createTrainingActivities } from './training';
 import { createNodeActivities } from './nodes';
+import { roleRepositories } from './node-context';
 import { createAuditActivities } from './audit';
 import type { AuditSink } from '../audit/log';
 import { createMbomActivities } from './mbom';
@@ -22,7 +23,7 @@ import { createMbomActivities } from './mbom';
 export interface ActivityDeps {
   storage: { s3: S3Client; bucket: string; prefix: string };
   config: LoadedConfig;
-  /** tenants' repositories, opened with their keys on first use */
+  /** tenants' repositories with the admin credentials (activities use roleRepositories(deps, role) instead) */
   repositories: TenantRepositories;
   /** the node this worker runs on (node agents only) */
   nodeId?: string;
@@ -40,9 +41,11 @@ export function createActivities(deps: ActivityDeps) {
     ...createSmokeActivities(deps.storage),
     ...createBackupActivities(deps),
     ...createRestoreActivities(deps),
-    ...createVerifyActivities(deps),
-    ...createRetentionActivities(deps),
-    ...createIncidentActivities(deps),
+    // Each activity group uses its own role's storage credentials (tenancy/storage-roles.ts).
+    ...createVerifyActivities({ ...deps, repositories: roleRepositories(deps, 'verifier') }),
+    ...createRetentionActivities({ ...deps, repositories: roleRepositories(deps, 'retention') }),
+    // Holds and quarantine marks are new records: the backup writer's put-only credentials suffice.
+    ...createIncidentActivities({ ...deps, repositories: roleRepositories(deps, 'backup') }),
     ...createTrainingActivities(deps),
     ...createNodeActivities(deps),
     ...createAuditActivities(deps),

@@ -7,6 +7,7 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { resolveStorage } from '../config/storage';
 import { TenantRepositories } from '../tenancy/repositories';
+import type { StorageRole } from '../tenancy/storage-roles';
 import { nodeWorkDir, resolveAsset, type ResolvedAsset } from '../backups/asset';
 import { ScanStore } from '../backups/scan';
 import type { ActivityDeps } from './index';
@@ -15,7 +16,10 @@ import { storageRetryLogger } from './progress';
 
 export interface NodeContext {
   deps: ActivityDeps;
+  /** opened with the backup writer's credentials */
   repositories: TenantRepositories;
+  /** opened with each tenant's own read-only restore credentials */
+  restoreRepositories: TenantRepositories;
   /** the asset from config; config problems become non-retryable failures */
   asset(name: string, op: string): ResolvedAsset;
   /** the asset, checked to live on this node agent's node */
@@ -31,7 +35,9 @@ export function nodeContext(deps: ActivityDeps): NodeContext {
   let c = contexts.get(deps);
   if (c) return c;
   // Our own repository cache, so the stores' retry warnings also reach progress reports.
-  const repositories = new TenantRepositories(deps.config, resolveStorage(deps.config), storageRetryLogger(deps.logger));
+  const storage = resolveStorage(deps.config);
+  const repositories = new TenantRepositories(deps.config, storage, storageRetryLogger(deps.logger), 'backup');
+  const restoreRepositories = new TenantRepositories(deps.config, storage, storageRetryLogger(deps.logger), 'restore');
   let scans: ScanStore | undefined;
   const nodeId = (op: string): string => {
     if (!deps.nodeId) {
@@ -49,6 +55,7 @@ export function nodeContext(deps: ActivityDeps): NodeContext {
   c = {
     deps,
     repositories,
+    restoreRepositories,
     asset,
     localAsset(name, op) {
       const a = asset(name, op);
@@ -69,4 +76,15 @@ export function nodeContext(deps: ActivityDeps): NodeContext {
   };
   contexts.set(deps, c);
   return c;
+}
+
+const byRole = new WeakMap<ActivityDeps, Map<StorageRole, TenantRepositories>>();
+
+/** Tenants' repositories opened with one role's storage credentials (one cache per worker and role). */
+export function roleRepositories(deps: ActivityDeps, role: StorageRole): TenantRepositories {
+  let m = byRole.get(deps);
+  if (!m) byRole.set(deps, (m = new Map()));
+  let r = m.get(role);
+  if (!r) m.set(role, (r = new TenantRepositories(deps.config, resolveStorage(deps.config), deps.logger, role)));
+  return r;
 }

@@ -105,7 +105,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
         throw ApplicationFailure.nonRetryable(`restore for tenant ${tenant} refused: asset ${asset.name} belongs to tenant ${asset.tenant}`, FailureTypes.TenantMismatch);
       }
       try {
-        const repo = await nc.repositories.repository(asset.tenant);
+        const repo = await nc.restoreRepositories.repository(asset.tenant);
         let id: string;
         if (input.from === 'latest') {
           const snaps = await repo.listSnapshots({ asset: asset.name });
@@ -182,7 +182,7 @@ export function createRestoreActivities(deps: ActivityDeps) {
           const removed = await removeRestoreLeftovers(input.target);
           if (removed > 0) log.info('removed leftovers of an interrupted restore attempt', { asset: asset.name, removed });
         }
-        const repo = await nc.repositories.repository(asset.tenant);
+        const repo = await nc.restoreRepositories.repository(asset.tenant);
         await repo.loadIndex();
         const include = input.includeSealed ? await openIncludes(input.includeSealed, await loadTenantIdentities(deps.config, asset.tenant)) : undefined;
         const r = await engineRestore(repo, input.snapshotId, {

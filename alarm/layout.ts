@@ -29,9 +29,9 @@ export function tenantPrefixes(config: LoadedConfig): TenantPrefix[] {
   return Object.keys(config.tenants).map((tenant) => ({ tenant, prefix: tenantLocation(config, tenant, config.storage).prefix }));
 }
 
-/** Lifeline's own principals: the storage credentials' access key and alarm.ownPrincipals. */
-export function ownPrincipals(config: LoadedConfig, storage: Pick<ResolvedStorage, 'credentials'>): Set<string> {
-  return new Set([storage.credentials.accessKeyId, ...config.alarm.ownPrincipals]);
+/** Lifeline's own principals: the storage credentials' access key, the storage role users' (`roleAccessKeyIds`) and alarm.ownPrincipals. */
+export function ownPrincipals(config: LoadedConfig, storage: Pick<ResolvedStorage, 'credentials'>, roleKeys: string[] = []): Set<string> {
+  return new Set([storage.credentials.accessKeyId, ...roleKeys, ...config.alarm.ownPrincipals]);
 }
 
 /** Every asset of these tenants (a tampered pack may belong to any of them: packs are shared within a tenant). */

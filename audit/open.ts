@@ -12,7 +12,7 @@ import type { LoadedConfig } from '../config/load';
 import { durationMs } from '../config/platform';
 import { resolveFromRoot } from '../config/root';
 import { readSecret } from '../config/secrets';
-import { resolveStorage, type ResolvedStorage } from '../config/storage';
+import { resolveRoleStorage, resolveStorage, type ResolvedStorage } from '../config/storage';
 import type { SecretRef } from '../config/secret-ref';
 import { GetObjectCommand, ListObjectVersionsCommand } from '@aws-sdk/client-s3';
 import { S3ObjectStore } from '../engine/backend/s3';
@@ -160,7 +160,8 @@ export async function openAuditLog(config: LoadedConfig, opts: OpenAuditOptions 
       `no audit key: ${a.signingKeyFile ? `${a.signingKeyFile} does not exist` : 'audit.signingKey is not set'} and audit.publicKeys is empty; run \`lifeline audit init\` or configure the public keys to verify with`,
     );
   }
-  const storage = opts.storage ?? resolveStorage(config);
+  // The audit writer's own credentials (append only), not the admin's.
+  const storage = opts.storage ?? resolveRoleStorage(config, 'audit');
   const store = auditStore(storage, a, opts.logger);
   return new AuditLog({
     store,

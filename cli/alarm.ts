@@ -7,7 +7,7 @@
 import { Command } from 'commander';
 import { UserError } from '../config/errors';
 import { durationMs } from '../config/platform';
-import { resolveStorage } from '../config/storage';
+import { resolveStorage, roleAccessKeyIds } from '../config/storage';
 import { ownPrincipals, tenantPrefixes, watchedBuckets } from '../alarm/layout';
 import { burstEvent } from '../alarm/tamper';
 import { TamperWatcher } from '../alarm/watch';
@@ -32,7 +32,7 @@ export function registerAlarmCommands(program: Command): void {
       const storage = resolveStorage(ctx.config);
       if (storage.embedded) {
         ctx.logger.warn(
-          'Lifeline writes with the embedded MinIO root user, so changes made with the root credentials look like its own and raise no alarm; give Lifeline its own users and list them in alarm.ownPrincipals',
+          'the embedded MinIO root user is also Lifeline\'s admin (keys init, key rotation), so changes made with the root credentials look like its own and raise no alarm; workers use the role users `lifeline up` creates',
         );
       }
       const line = (v: Record<string, unknown>, text: string) => out(o.json ? JSON.stringify(v) : text);
@@ -41,7 +41,8 @@ export function registerAlarmCommands(program: Command): void {
         storage,
         buckets: watchedBuckets(ctx.config),
         tenants: tenantPrefixes(ctx.config),
-        own: ownPrincipals(ctx.config, storage),
+        // The role users (least privilege) are Lifeline's own too.
+        own: ownPrincipals(ctx.config, storage, roleAccessKeyIds(ctx.config, storage)),
         logger: ctx.logger,
         quietMs: durationMs(ctx.config.alarm.burstQuiet),
         maxMs: durationMs(ctx.config.alarm.burstMax),

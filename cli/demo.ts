@@ -23,6 +23,7 @@ import { desiredSchedules } from '../schedules/desired';
 import { applySchedules } from '../schedules/temporal';
 import { TenantRepositories } from '../tenancy/repositories';
 import { initTenant } from '../tenancy/keys';
+import { provisionEmbeddedRoles } from '../tenancy/provision-roles';
 import { jobProgress, startTrainingJob, stopTrainingJob } from '../training/jobs';
 import { connectClient } from '../workers/temporal';
 import { LIFELINE_ROOT } from '../config/root';
@@ -173,6 +174,8 @@ export async function runDemo(ctx: Ctx, opts: DemoRunOptions): Promise<number> {
     if (removed) out(`      removed the previous run's ${removed} object(s) from bucket ${DEMO.bucket}`);
     await seedDemoNode(paths);
     await initTenant(config, DEMO.tenant, { kind: 'x25519' });
+    // Least privilege as `lifeline up` does it: the workers use one MinIO user per storage role.
+    await provisionEmbeddedRoles(config);
     out(`      config ${paths.configFile} (incident.environment: staging)`);
     out(`      tenant ${DEMO.tenant} (keys in ${paths.keysDir}), bucket ${DEMO.bucket}`);
     out(`      node ${DEMO.node} at ${paths.nodeRoot}: platform config, model, data set, checkpoints; training job ${DEMO.job}`);

@@ -34,6 +34,8 @@ import { registerEventCommands } from './events';
 import { registerIncidentCommands } from './incident';
 import { registerAuditCommands } from './audit';
 import { registerRecoverCommands } from './recover';
+import { provisionEmbeddedRoles } from '../tenancy/provision-roles';
+import { registerStorageCommands } from './storage';
 import { registerMbomCommands } from './mbom';
 import { registerPayloadKeyCommand } from './payload-key';
 import { registerDrillCommands } from './drill';
@@ -55,7 +57,13 @@ function describeUp(r: UpResult, config: LoadedConfig): string {
 
 async function bringUp(ctx: Ctx): Promise<UpResult[]> {
   const settings = stackSettings(ctx.config);
-  return up(settings, { log: (m) => ctx.logger.info(m) });
+  const results = await up(settings, { log: (m) => ctx.logger.info(m) });
+  if (settings.minio.enabled) {
+    // Least privilege: one MinIO user per storage role and a restore user per tenant (idempotent; keys stay in the data folder).
+    const roles = await provisionEmbeddedRoles(ctx.config);
+    ctx.logger.info({ roles: Object.keys(roles).filter((k) => k !== 'restore'), restoreTenants: Object.keys(roles.restore ?? {}) }, 'storage role users ready');
+  }
+  return results;
 }
 
 export function buildProgram(): Command {
@@ -207,6 +215,7 @@ export function buildProgram(): Command {
   registerIncidentCommands(program);
   registerAuditCommands(program);
   registerRecoverCommands(program);
+  registerStorageCommands(program);
   registerMbomCommands(program);
   registerDemoCommand(program);
   addDrillReportCommand(registerDrillCommands(program));

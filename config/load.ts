@@ -157,6 +157,16 @@ export function secretRefs(config: LifelineConfig): { path: string; ref: SecretR
     out.push({ path: 'storage.credentials.accessKeyId', ref: c.accessKeyId });
     out.push({ path: 'storage.credentials.secretAccessKey', ref: c.secretAccessKey });
   }
+  const r = config.storage.roles;
+  const roles = [
+    ...(['backup', 'verifier', 'retention', 'audit'] as const).map((k) => [k, r[k]] as const),
+    ...Object.entries(r.restore).map(([t, c]) => [`restore.${t}`, c] as const),
+  ];
+  for (const [name, rc] of roles) {
+    if (!rc) continue;
+    out.push({ path: `storage.roles.${name}.accessKeyId`, ref: rc.accessKeyId });
+    out.push({ path: `storage.roles.${name}.secretAccessKey`, ref: rc.secretAccessKey });
+  }
   return out;
 }
 

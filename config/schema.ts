@@ -8,7 +8,7 @@ import { z } from 'zod';
 // ---- building blocks ---------------------------------------------------------
 
 import { SecretRefSchema, describeType, type SecretRef } from './secret-ref';
-import { AssetsSection, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
+import { AssetsSection, DurationSchema, NodesSection, PoliciesSection, TenantsSection, checkPlatformReferences } from './platform';
 import { AuditSection } from './audit';
 import { IncidentSection } from './incident';
 import { AlarmSection } from './alarm';
@@ -73,6 +73,39 @@ export const DevstackSection = z
   })
   .strict();
 
+const Credentials = z
+  .object({
+    accessKeyId: SecretRefSchema,
+    secretAccessKey: SecretRefSchema,
+  })
+  .strict();
+
+/**
+ * Least-privilege credentials per role (tenancy/storage-roles.ts). For the
+ * embedded MinIO `lifeline up` creates them; for external S3 each role that is
+ * not given here uses `storage.credentials`.
+ */
+const RolesSection = z
+  .object({
+    backup: Credentials.optional(),
+    verifier: Credentials.optional(),
+    retention: Credentials.optional(),
+    audit: Credentials.optional(),
+    /** tenant → that tenant's read-only restore credentials */
+    restore: z.record(z.string(), Credentials).default({}),
+  })
+  .strict();
+
+export const OBJECT_LOCK_MODES = ['governance', 'compliance', 'none'] as const;
+
+/** S3 Object Lock of repository buckets: new buckets are created with it, committed objects written with retention. */
+const ObjectLockSection = z
+  .object({
+    mode: z.enum(OBJECT_LOCK_MODES).default('governance'),
+    retention: DurationSchema.default('30d'),
+  })
+  .strict();
+
 /** S3-compatible object storage. No `endpoint` → the embedded MinIO with generated root credentials. */
 export const StorageSection = z
   .object({
@@ -85,13 +118,9 @@ export const StorageSection = z
     /** Key prefix under which Lifeline stores everything ('' or e.g. 'prod/'). */
     prefix: z.string().default(''),
     forcePathStyle: z.boolean().default(true),
-    credentials: z
-      .object({
-        accessKeyId: SecretRefSchema,
-        secretAccessKey: SecretRefSchema,
-      })
-      .strict()
-      .optional(),
+    credentials: Credentials.optional(),
+    roles: RolesSection.prefault({}),
+    objectLock: ObjectLockSection.prefault({}),
   })
   .strict()
   .superRefine((s, ctx) => {
@@ -100,6 +129,14 @@ export const StorageSection = z
         code: 'custom',
         path: ['credentials'],
         message: 'required when storage.endpoint is set: { accessKeyId: { file|env: … }, secretAccessKey: { file|env: … } }',
+      });
+    }
+    const given = Object.entries(s.roles).filter(([k, v]) => (k === 'restore' ? Object.keys(v as object).length > 0 : v !== undefined));
+    if (!s.endpoint && given.length > 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['roles', given[0]![0]],
+        message: 'only allowed together with storage.endpoint (`lifeline up` creates the embedded MinIO\'s role users)',
       });
     }
     if (!s.endpoint && s.credentials) {
@@ -140,6 +177,11 @@ export const LifelineConfigSchema = z
   .strict()
   .superRefine((cfg, ctx) => {
     checkPlatformReferences(cfg, ctx);
+    for (const tenant of Object.keys(cfg.storage.roles.restore)) {
+      if (!cfg.tenants[tenant]) {
+        ctx.addIssue({ code: 'custom', path: ['storage', 'roles', 'restore', tenant], message: `unknown tenant ${JSON.stringify(tenant)} (declared: ${Object.keys(cfg.tenants).join(', ') || 'none'})` });
+      }
+    }
     checkPayloadEncryption(cfg, ctx);
     checkTrainingJobReferences(cfg, ctx);
   });

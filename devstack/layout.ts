@@ -41,6 +41,8 @@ export function stackLayout(dataDir: string) {
     minioLog: join(dataDir, 'logs', 'minio.log'),
     minioRecord: join(dataDir, 'run', 'minio.json'),
     minioCredentials: join(dataDir, 'credentials', 'minio-root.json'),
+    /** least-privilege users `lifeline up` creates on the embedded MinIO (tenancy/storage-roles.ts) */
+    minioRoles: join(dataDir, 'credentials', 'minio-roles.json'),
     upLock: join(dataDir, 'run', 'up.lock'),
   };
 }
@@ -67,15 +69,20 @@ export interface MinioCredentials {
 
 const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-/** Read the generated credentials file, or null when it does not exist yet. */
-export function readMinioCredentials(file: string): MinioCredentials | null {
-  let text: string;
+/** A file's text, or null when it does not exist (other errors are thrown). */
+export function readFileIfExists(file: string): string | null {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw e;
   }
+}
+
+/** Read the generated credentials file, or null when it does not exist yet. */
+export function readMinioCredentials(file: string): MinioCredentials | null {
+  const text = readFileIfExists(file);
+  if (text === null) return null;
   const c = JSON.parse(text) as Partial<MinioCredentials>;
   if (typeof c.accessKeyId !== 'string' || typeof c.secretAccessKey !== 'string') {
     throw new Error(`${file} is not a MinIO credentials file (expected accessKeyId and secretAccessKey)`);

@@ -13,6 +13,7 @@
 import { createHash, randomInt } from 'node:crypto';
 import pLimit from 'p-limit';
 import { AgePayloadReader, parseAgeHeaderLength } from './crypto/age';
+import { sha256Hex } from './manifest';
 import { keys, type Repository } from './repository';
 
 export type CheckMode = 'shallow' | 'deep';
@@ -117,14 +118,17 @@ export async function checkSnapshots(repo: Repository, opts: CheckOptions): Prom
         opts.signal?.throwIfAborted();
         const info = repo.index.pack(packId)!;
         const head = await repo.store.head(keys.pack(packId));
-        if (!head) {
-          reportPack(packId, 'pack object is missing');
-          shallowFailed.add(packId);
-        } else if (head.size !== info.ciphertextBytes) {
-          reportPack(packId, `pack object has ${head.size} bytes, expected ${info.ciphertextBytes}`);
-          shallowFailed.add(packId);
-        } else if (head.sha256 !== undefined && Buffer.from(head.sha256, 'base64').toString('hex') !== packId) {
-          reportPack(packId, 'pack checksum reported by storage does not match its name (modified)');
+        const problem = !head
+          ? 'pack object is missing'
+          : head.size !== info.ciphertextBytes
+            ? `pack object has ${head.size} bytes, expected ${info.ciphertextBytes}`
+            : head.sha256 !== undefined && Buffer.from(head.sha256, 'base64').toString('hex') !== packId
+              ? 'pack checksum reported by storage does not match its name (modified)'
+              : null;
+        // On an Object Lock bucket the original may still be there under an older version: then nothing is lost.
+        const recovered = problem !== null && (await repo.recoverOriginal(keys.pack(packId), problem, (b) => sha256Hex(b) === packId, opts.signal)) !== null;
+        if (problem !== null && !recovered) {
+          reportPack(packId, problem);
           shallowFailed.add(packId);
         }
         if (opts.mode === 'shallow') tick();
@@ -145,7 +149,7 @@ export async function checkSnapshots(repo: Repository, opts: CheckOptions): Prom
         deepLimit(async () => {
           opts.signal?.throwIfAborted();
           const info = repo.index.pack(packId)!;
-          const body = await repo.store.get(keys.pack(packId), undefined, opts.signal);
+          const body = await repo.readPack(packId, opts.signal);
           bytesDownloaded += body.length;
           if (createHash('sha256').update(body).digest('hex') !== packId) {
             reportPack(packId, 'pack content does not match its name (corrupt or overwritten)');

@@ -61,7 +61,7 @@ export async function writeRecord(repo: Repository, key: string, body: object): 
   const signer = repo.signingKey;
   if (!signer) throw new RepositoryStateError('a signing key is needed to write records');
   const bytes = encodeRecord(body, (d) => signer.sign(d), signer.keyId);
-  await repo.store.put(key, await sealBytes(bytes, repo.recipients), { ifNoneMatch: true, contentType: 'application/octet-stream' });
+  await repo.store.put(key, await sealBytes(bytes, repo.recipients), { ifNoneMatch: true, contentType: 'application/octet-stream', ...repo.lockOptions() });
 }
 
 /** The repository's signers (config.signers): the only keys whose records are believed. */

@@ -160,7 +160,7 @@ export async function rewrapMetadata(repo: Repository, opts: RewrapOptions): Pro
         continue;
       }
       // Same key, new content: the snapshot or record keeps its name. With Object Lock the old version stays retained.
-      await repo.store.put(key, await sealBytes(r.bytes, repo.recipients), { contentType: 'application/octet-stream' });
+      await repo.store.put(key, await sealBytes(r.bytes, repo.recipients), { contentType: 'application/octet-stream', ...repo.lockOptions() });
       report[phase]++;
     }
     opts.onProgress?.({ phase, done, total: list.length });

@@ -13,7 +13,7 @@
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import { z } from 'zod';
-import type { ObjectStore } from './backend/object-store';
+import type { ByteRange, ObjectStore, PutOptions } from './backend/object-store';
 import { ObjectNotFoundError } from './backend/object-store';
 import { AgeIdentities, AgePayloadReader, openBytes, sealBytes, unwrapFileKey } from './crypto/age';
 import type { SigningKey } from './crypto/signing';
@@ -59,11 +59,23 @@ export const keys = {
   bom: (snapshotId: string) => `bom/${snapshotId}`,
 };
 
+/**
+ * S3 Object Lock retention given to every committed object (config, packs,
+ * index objects, manifests, records) when it is written. Leases and
+ * tombstones are working state and are not locked.
+ */
+export interface ObjectLockPolicy {
+  mode: 'GOVERNANCE' | 'COMPLIANCE';
+  /** how long each object stays locked after it is written */
+  retentionMs: number;
+}
+
 export interface InitOptions {
   recipients: string[];
   signingKey: SigningKey;
   chunker?: ChunkerParams;
   packSize?: number;
+  lock?: ObjectLockPolicy;
 }
 
 export interface OpenOptions {
@@ -78,6 +90,19 @@ export interface OpenOptions {
   readerCacheSize?: number;
   /** Local cache of decrypted index objects and manifests; `null` disables it. Default: defaultCacheRoot(). */
   cacheRoot?: string | null;
+  /** Object Lock retention for committed objects written through this repository (the bucket must have Object Lock). */
+  lock?: ObjectLockPolicy;
+  /** Told when a read fell back to an older version of an object because the current one was overwritten or deleted. */
+  onTampered?: (event: TamperedObject) => void;
+}
+
+/** A write-once object whose current version is not the original: the original was found and used. */
+export interface TamperedObject {
+  key: string;
+  /** the version that verified and is used from now on */
+  versionId: string;
+  /** what was wrong with the current version */
+  problem: string;
 }
 
 export interface SnapshotSummary {
@@ -112,11 +137,77 @@ export class Repository {
     this.trusted = new Map(config.signers.map((s) => [s.keyId, s.publicKey]));
     for (const [k, v] of opts.trustedSigners ?? []) this.trusted.set(k, v);
     this.readerCacheSize = opts.readerCacheSize ?? 64;
+    this.lock = opts.lock;
+    this.onTampered = opts.onTampered;
     const cacheRoot = opts.cacheRoot === undefined ? defaultCacheRoot() : opts.cacheRoot;
     this.cache = cacheRoot === null ? undefined : ObjectCache.forRepository(cacheRoot, config.id);
   }
 
   private readonly cache: ObjectCache | undefined;
+  private readonly lock: ObjectLockPolicy | undefined;
+  private readonly onTampered: OpenOptions['onTampered'];
+  /** write-once keys whose current version was tampered with → the version id of the verified original */
+  private readonly pinned = new Map<string, string>();
+  /** keys already searched for an original (one search per key and process) */
+  private readonly searched = new Map<string, Promise<string | null>>();
+
+  /** Put options that lock a committed object (nothing when the repository writes without Object Lock). */
+  lockOptions(now = Date.now()): Pick<PutOptions, 'retention'> {
+    return this.lock ? { retention: { mode: this.lock.mode, until: new Date(now + this.lock.retentionMs) } } : {};
+  }
+
+  /** Tampered keys found so far and the versions used instead (for verification reports). */
+  tamperedObjects(): Array<{ key: string; versionId: string }> {
+    return [...this.pinned].map(([key, versionId]) => ({ key, versionId }));
+  }
+
+  /**
+   * Reads a write-once object: its pinned original if it was found tampered
+   * with earlier, else its current version.
+   */
+  async getObject(key: string, range?: ByteRange, signal?: AbortSignal, into?: Buffer): Promise<Buffer> {
+    const v = this.pinned.get(key);
+    if (v && this.store.getVersion) return this.store.getVersion(key, v, range, signal);
+    return this.store.get(key, range, signal, into);
+  }
+
+  /**
+   * The current version of a write-once object failed its check (or is gone):
+   * look for the newest older version that passes `verify` (objects are
+   * self-verifying: packs and index objects by their SHA-256 name, manifests
+   * by their signed body's hash). Found → pinned, reported, returned; not
+   * found, or a store without versions → null. Only Object Lock buckets keep
+   * the versions this needs.
+   */
+  async recoverOriginal(key: string, problem: string, verify: (bytes: Buffer) => Promise<boolean> | boolean, signal?: AbortSignal): Promise<Buffer | null> {
+    const store = this.store;
+    if (!store.listVersions || !store.getVersion) return null;
+    let search = this.searched.get(key);
+    if (!search) {
+      search = (async () => {
+        // No permission to list versions (or no versioning): nothing to fall back to; the caller reports the original problem.
+        const versions = await store.listVersions!(key, signal).catch(() => []);
+        for (const v of versions) {
+          if (v.deleteMarker || this.pinned.get(key) === v.versionId) continue;
+          let bytes: Buffer;
+          try {
+            bytes = await store.getVersion!(key, v.versionId, undefined, signal);
+            if (!(await verify(bytes))) continue;
+          } catch {
+            continue;
+          }
+          if (v.latest) return null; // the current version is fine after all (the failure was elsewhere)
+          this.pinned.set(key, v.versionId);
+          this.onTampered?.({ key, versionId: v.versionId, problem });
+          return v.versionId;
+        }
+        return null;
+      })();
+      this.searched.set(key, search);
+    }
+    const found = await search;
+    return found ? store.getVersion(key, found, undefined, signal) : null;
+  }
 
   static async init(store: ObjectStore, opts: InitOptions & { identities?: AgeIdentities }): Promise<void> {
     if (opts.recipients.length === 0) throw new InputError('cannot initialise a repository without recipients');
@@ -135,7 +226,8 @@ export class Repository {
     if (await store.head(keys.config)) {
       throw new RepositoryStateError(`a repository already exists at ${store.location}`);
     }
-    await store.put(keys.config, body, { ifNoneMatch: true });
+    const lock = opts.lock ? { retention: { mode: opts.lock.mode, until: new Date(Date.now() + opts.lock.retentionMs) } } : {};
+    await store.put(keys.config, body, { ifNoneMatch: true, ...lock });
   }
 
   /**
@@ -172,17 +264,47 @@ export class Repository {
       }
       throw err;
     }
-    const plain = await openBytes(sealed, opts.identities);
-    let raw: unknown;
+    const parseConfig = async (bytes: Buffer): Promise<RepositoryConfig> => {
+      const plain = await openBytes(bytes, opts.identities);
+      let raw: unknown;
+      try {
+        raw = JSON.parse(plain.toString('utf8'));
+      } catch {
+        throw new IntegrityError(`${store.location}/config: not valid JSON`);
+      }
+      const parsed = RepositoryConfigSchema.safeParse(raw);
+      if (!parsed.success) throw new IntegrityError(`${store.location}/config: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+      return parsed.data;
+    };
+    // `config` names nothing it could be checked against, and key rotation rewrites it, so the
+    // current version counts; only the admin may write it (storage policies). A current version
+    // that does not open (overwritten with junk) falls back to the newest older one that does.
+    let config: RepositoryConfig;
+    let configVersion: { versionId: string; problem: string } | undefined;
     try {
-      raw = JSON.parse(plain.toString('utf8'));
-    } catch {
-      throw new IntegrityError(`${store.location}/config: not valid JSON`);
+      config = await parseConfig(sealed);
+    } catch (err) {
+      let found: RepositoryConfig | undefined;
+      const versions = store.listVersions && store.getVersion ? await store.listVersions(keys.config).catch(() => []) : [];
+      for (const v of versions) {
+        if (v.deleteMarker || v.latest) continue;
+        try {
+          found = await parseConfig(await store.getVersion!(keys.config, v.versionId));
+          configVersion = { versionId: v.versionId, problem: (err as Error).message };
+          break;
+        } catch {
+          // not this one either
+        }
+      }
+      if (!found) throw err;
+      config = found;
     }
-    const parsed = RepositoryConfigSchema.safeParse(raw);
-    if (!parsed.success) throw new IntegrityError(`${store.location}/config: ${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
     const recipients = opts.recipients ?? (await opts.identities.currentRecipients());
-    const repo = new Repository(store, parsed.data, opts.identities, recipients, opts.signingKey, opts);
+    const repo = new Repository(store, config, opts.identities, recipients, opts.signingKey, opts);
+    if (configVersion) {
+      repo.pinned.set(keys.config, configVersion.versionId);
+      opts.onTampered?.({ key: keys.config, versionId: configVersion.versionId, problem: configVersion.problem });
+    }
     if (opts.signingKey && !repo.trusted.has(opts.signingKey.keyId)) {
       throw new RepositoryStateError(`signing key ${opts.signingKey.keyId} is not a trusted signer of ${store.location}`);
     }
@@ -238,8 +360,12 @@ export class Repository {
           const key = keys.index(id);
           let plain = this.cache ? await this.cache.get('index', id) : null;
           if (!plain) {
-            const sealed = await this.store.get(key);
-            if (sha256Hex(sealed) !== id) throw new IntegrityError(`${this.store.location}/${key}: content does not match its name (corrupt or replaced)`);
+            let sealed = await this.getObject(key);
+            if (sha256Hex(sealed) !== id) {
+              const original = await this.recoverOriginal(key, 'content does not match its name', (b) => sha256Hex(b) === id);
+              if (!original) throw new IntegrityError(`${this.store.location}/${key}: content does not match its name (corrupt or replaced)`);
+              sealed = original;
+            }
             plain = await openBytes(sealed, this.identities);
             await this.cache?.put('index', id, plain);
           }
@@ -263,7 +389,7 @@ export class Repository {
     const plain = encodeIndex(packs);
     const sealed = await sealBytes(plain, this.recipients);
     const id = sha256Hex(sealed);
-    await this.store.put(keys.index(id), sealed, { ifNoneMatch: true });
+    await this.store.put(keys.index(id), sealed, { ifNoneMatch: true, ...this.lockOptions() });
     this.index.addIndexFile(id, packs);
     await this.cache?.put('index', id, plain);
     return id;
@@ -293,7 +419,7 @@ export class Repository {
   }
 
   async putPack(id: string, body: Buffer, sha256?: Uint8Array): Promise<void> {
-    await this.store.put(keys.pack(id), body, { ifNoneMatch: true, sha256 });
+    await this.store.put(keys.pack(id), body, { ifNoneMatch: true, sha256, ...this.lockOptions() });
   }
 
   // ---- blobs -------------------------------------------------------------
@@ -302,7 +428,7 @@ export class Repository {
     let r = this.readers.get(packId);
     if (!r) {
       r = (async () => {
-        const head = await this.store.get(keys.pack(packId), { start: 0, end: headerBytes + 16 - 1 });
+        const head = await this.getObject(keys.pack(packId), { start: 0, end: headerBytes + 16 - 1 });
         return AgePayloadReader.open(head, this.identities);
       })();
       this.readers.set(packId, r);
@@ -327,7 +453,7 @@ export class Repository {
     const want = range.end - range.start;
     const pooled = want <= CIPHER_BUFFER_SIZE ? (this.cipherBuffers.pop() ?? Buffer.allocUnsafeSlow(CIPHER_BUFFER_SIZE)) : undefined;
     try {
-      const cipher = await this.store.get(keys.pack(packId), { start: range.start, end: range.end - 1 }, signal, pooled);
+      const cipher = await this.getObject(keys.pack(packId), { start: range.start, end: range.end - 1 }, signal, pooled);
       if (cipher.length !== want) {
         throw new IntegrityError(`pack ${packId} is truncated (expected ${want} bytes at ${range.start}, got ${cipher.length})`);
       }
@@ -344,9 +470,43 @@ export class Repository {
   async readBlob(blobId: string, signal?: AbortSignal): Promise<Buffer> {
     const loc = this.index.lookup(blobId);
     if (!loc) throw new IntegrityError(`blob ${blobId} is not in the index (missing data)`);
-    const data = await this.readPackRange(loc.packId, loc.offset, loc.length, signal);
-    this.checkBlob(blobId, data, loc.packId);
-    return data;
+    return this.withPackRecovery(loc.packId, signal, async () => {
+      const data = await this.readPackRange(loc.packId, loc.offset, loc.length, signal);
+      this.checkBlob(blobId, data, loc.packId);
+      return data;
+    });
+  }
+
+  /**
+   * Runs a read of a pack; if it fails because the stored pack is not the one
+   * that was written (overwritten, deleted, corrupt), switches to the pack's
+   * original version — the one whose SHA-256 is its name — and reads again.
+   */
+  async withPackRecovery<T>(packId: string, signal: AbortSignal | undefined, read: () => Promise<T>): Promise<T> {
+    try {
+      return await read();
+    } catch (err) {
+      if (signal?.aborted || this.pinned.has(keys.pack(packId))) throw err;
+      if (!(err instanceof ObjectNotFoundError || err instanceof IntegrityError || (err as Error)?.name?.startsWith('Age'))) throw err;
+      const original = await this.recoverOriginal(keys.pack(packId), (err as Error).message, (b) => sha256Hex(b) === packId, signal).catch(() => null);
+      if (!original) throw err;
+      this.readers.delete(packId);
+      return read();
+    }
+  }
+
+  /** A whole pack, checked against its name; falls back to the original version when the current one was replaced. */
+  async readPack(packId: string, signal?: AbortSignal): Promise<Buffer> {
+    const key = keys.pack(packId);
+    const body = await this.getObject(key, undefined, signal).catch((err: unknown) => {
+      if (err instanceof ObjectNotFoundError) return null;
+      throw err;
+    });
+    if (body && sha256Hex(body) === packId) return body;
+    const original = await this.recoverOriginal(key, body ? 'content does not match its name' : 'missing', (b) => sha256Hex(b) === packId, signal);
+    if (original) return original;
+    if (!body) throw new ObjectNotFoundError(this.store.location, key);
+    return body; // the caller reports the mismatch
   }
 
   condemnedBlobEntries(): IterableIterator<[string, BlobLocation]> {
@@ -375,8 +535,11 @@ export class Repository {
         false,
       );
     }
-    const data = await this.readPackRange(loc.packId, loc.offset, loc.length);
-    this.checkBlob(blobId, data, loc.packId);
+    const data = await this.withPackRecovery(loc.packId, undefined, async () => {
+      const d = await this.readPackRange(loc.packId, loc.offset, loc.length);
+      this.checkBlob(blobId, d, loc.packId);
+      return d;
+    });
     return { type: loc.type, data };
   }
 
@@ -393,7 +556,7 @@ export class Repository {
     if (!this.signingKey) throw new RepositoryStateError('a signing key is needed to write snapshots');
     const { id, bytes } = encodeManifest(body, this.signingKey);
     const sealed = await sealBytes(bytes, this.recipients);
-    await this.store.put(keys.snapshot(id), sealed, { ifNoneMatch: true });
+    await this.store.put(keys.snapshot(id), sealed, { ifNoneMatch: true, ...this.lockOptions() });
     await this.cache?.put('snapshots', id, bytes);
     return id;
   }
@@ -414,13 +577,31 @@ export class Repository {
     }
     let sealed: Buffer;
     try {
-      sealed = await this.store.get(keys.snapshot(id));
+      sealed = await this.getObject(keys.snapshot(id));
     } catch (err) {
       if (err instanceof ObjectNotFoundError) throw new SnapshotNotFoundError(`snapshot ${id} does not exist in ${this.store.location}`);
       throw err;
     }
-    const plain = await openBytes(sealed, this.identities);
-    const manifest = decodeManifest(plain, id, this.trusted);
+    let plain: Buffer;
+    let manifest: SignedManifest;
+    try {
+      plain = await openBytes(sealed, this.identities);
+      manifest = decodeManifest(plain, id, this.trusted);
+    } catch (err) {
+      // A manifest is self-verifying (signed, and its body hashes to its id): an overwritten one falls back to the original.
+      let recovered: { plain: Buffer; manifest: SignedManifest } | undefined;
+      const original = await this.recoverOriginal(keys.snapshot(id), (err as Error).message, async (b) => {
+        try {
+          const p = await openBytes(b, this.identities);
+          recovered = { plain: p, manifest: decodeManifest(p, id, this.trusted) };
+          return true;
+        } catch {
+          return false;
+        }
+      });
+      if (!original || !recovered) throw err;
+      ({ plain, manifest } = recovered);
+    }
     await this.cache?.put('snapshots', id, plain);
     if (manifest.body.repositoryId !== this.config.id) {
       throw new IntegrityError(`snapshot ${id} belongs to another repository (${manifest.body.repositoryId})`);
@@ -496,7 +677,7 @@ export class Repository {
 
   /** Decrypts an arbitrary age object of this repository (config, index, manifest) for tools and tests. */
   async openObject(key: string): Promise<Buffer> {
-    return openBytes(await this.store.get(key), this.identities);
+    return openBytes(await this.getObject(key), this.identities);
   }
 
   /** File key of a pack, for the deep checker that decrypts whole packs. */

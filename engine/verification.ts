@@ -188,7 +188,7 @@ export async function locateUnreadableTrees(repo: Repository, report: CheckRepor
     if (!verdicts.has(packId)) {
       let verdict: string | null = null;
       try {
-        const body = await repo.store.get(keys.pack(packId), undefined, signal);
+        const body = await repo.readPack(packId, signal);
         if (sha256Hex(body) !== packId) verdict = 'pack holding the snapshot\'s file list does not match its name (corrupt or overwritten)';
       } catch (err) {
         if (!(err instanceof ObjectNotFoundError)) throw err;

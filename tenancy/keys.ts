@@ -7,7 +7,8 @@ import type { LoadedConfig } from '../config/load';
 import { resolveFromRoot } from '../config/root';
 import { UserError } from '../config/errors';
 import { resolveStorage } from '../config/storage';
-import { S3ObjectStore } from '../engine/backend/s3';
+import { S3ObjectStore, S3StorageError } from '../engine/backend/s3';
+import { durationMs } from '../config/platform';
 import { generateAgeIdentityFile, writeSecretFile } from '../engine/crypto/key-files';
 import { SigningKey } from '../engine/crypto/signing';
 import { Repository } from '../engine/repository';
@@ -27,6 +28,8 @@ export interface TenantKeysSummary {
   repository: string;
   initialised: boolean;
   created: { identity: boolean; signingKey: boolean; repository: boolean };
+  /** committed objects are locked (the bucket has Object Lock and storage.objectLock.mode is not none); unknown in listings */
+  objectLock?: boolean;
 }
 
 export const exists = async (p: string) =>
@@ -68,18 +71,24 @@ export async function initTenant(config: LoadedConfig, tenant: string, opts: { k
   const signingKey = await loadTenantSigningKey(config, tenant);
   const storage = resolveStorage(config);
   const loc = tenantLocation(config, tenant, storage);
-  await S3ObjectStore.ensureBucket({ ...storageOptions(storage), bucket: loc.bucket, prefix: loc.prefix });
+  const lockMode = config.storage.objectLock.mode;
+  // New repository buckets get Object Lock (MinIO can only enable it at creation); an existing bucket is used as it is.
+  await S3ObjectStore.ensureBucket({ ...storageOptions(storage), bucket: loc.bucket, prefix: loc.prefix, objectLock: lockMode !== 'none' }).catch((err: unknown) => {
+    if (!(err instanceof S3StorageError && err.code === 'ObjectLockConfigurationNotFoundError')) throw err;
+  });
   const store = tenantStore(storage, loc);
+  const objectLock = lockMode !== 'none' && (await store.objectLockEnabled());
   const recipients = await identities.currentRecipients();
   if (!(await Repository.exists(store))) {
-    await Repository.init(store, { recipients, signingKey });
+    const lock = objectLock ? { mode: lockMode === 'compliance' ? ('COMPLIANCE' as const) : ('GOVERNANCE' as const), retentionMs: durationMs(config.storage.objectLock.retention) } : undefined;
+    await Repository.init(store, { recipients, signingKey, lock });
     created.repository = true;
   } else {
     // Prove the keys open the existing repository before saying all is well.
     await Repository.open(store, { identities, signingKey });
   }
   const readOnlyRecipients = (await identities.recipients()).slice(1);
-  return { tenant, recipients, readOnlyRecipients, signingKeyId: signingKey.keyId, identityFile, signingKeyFile, repository: store.location, initialised: true, created };
+  return { tenant, recipients, readOnlyRecipients, signingKeyId: signingKey.keyId, identityFile, signingKeyFile, repository: store.location, initialised: true, created, objectLock };
 }
 
 /** What each tenant has, without changing anything. */

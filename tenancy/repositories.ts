@@ -8,14 +8,16 @@ import { stat } from 'node:fs/promises';
 import type { LoadedConfig } from '../config/load';
 import { resolveFromRoot } from '../config/root';
 import { readSecret } from '../config/secrets';
-import { resolveStorage, type ResolvedStorage } from '../config/storage';
+import { resolveRoleStorage, resolveStorage, type ResolvedStorage } from '../config/storage';
+import { durationMs } from '../config/platform';
+import type { StorageRole } from './storage-roles';
 import type { SecretRef } from '../config/secret-ref';
 import { UserError } from '../config/errors';
 import type { AssetConfig, TenantConfig } from '../config/platform';
 import { S3ObjectStore } from '../engine/backend/s3';
 import { AgeIdentities } from '../engine/crypto/age';
 import { SigningKey } from '../engine/crypto/signing';
-import { Repository } from '../engine/repository';
+import { Repository, type ObjectLockPolicy, type TamperedObject } from '../engine/repository';
 import { registerSecret } from '../logging/redact';
 
 export interface TenantLocation {
@@ -91,6 +93,7 @@ export async function loadTenantSigningKey(config: LoadedConfig, tenant: string)
 export function tenantStore(storage: ResolvedStorage, loc: TenantLocation, opts: { logger?: { warn(obj: object, msg: string): void } } = {}): S3ObjectStore {
   return new S3ObjectStore({
     endpoint: storage.endpoint,
+    endpointRoute: storage.route,
     region: storage.region,
     bucket: loc.bucket,
     prefix: loc.prefix.replace(/\/$/, ''),
@@ -106,13 +109,20 @@ export function tenantStore(storage: ResolvedStorage, loc: TenantLocation, opts:
  */
 export class TenantRepositories {
   private readonly open = new Map<string, Promise<Repository>>();
+  private readonly lockChecks = new Map<string, Promise<boolean>>();
   /** identity and signing key files' identity (inode, size, mtime) when each repository was opened */
   private readonly opened = new Map<string, string>();
 
+  /**
+   * `role` picks the storage credentials (least privilege, tenancy/storage-roles.ts):
+   * backup for backups and incident records, verifier, retention, restore (per
+   * tenant); `admin` (storage.credentials) when not given.
+   */
   constructor(
     private readonly config: LoadedConfig,
     private readonly storage: ResolvedStorage = resolveStorage(config),
     private readonly logger?: { warn(obj: object, msg: string): void },
+    readonly role: StorageRole = 'admin',
   ) {}
 
   location(tenant: string): TenantLocation {
@@ -120,7 +130,35 @@ export class TenantRepositories {
   }
 
   store(tenant: string): S3ObjectStore {
-    return tenantStore(this.storage, this.location(tenant), { logger: this.logger });
+    const storage = resolveRoleStorage(this.config, this.role, { tenant, base: this.storage });
+    if (storage.rootFallback && !this.warnedRootFallback) {
+      this.warnedRootFallback = true;
+      this.logger?.warn({ role: this.role }, `the embedded MinIO has no ${this.role} user yet: using its root credentials; run \`lifeline up\` to create the least-privilege users`);
+    }
+    return tenantStore(storage, this.location(tenant), { logger: this.logger });
+  }
+
+  private warnedRootFallback = false;
+
+  /** The Object Lock retention new objects get: the configured one, when the bucket has Object Lock (warned once otherwise). */
+  private async lockPolicy(store: S3ObjectStore): Promise<ObjectLockPolicy | undefined> {
+    const l = this.config.storage.objectLock;
+    if (l.mode === 'none') return undefined;
+    let check = this.lockChecks.get(store.bucket);
+    if (!check) {
+      check = store.objectLockEnabled().then((enabled) => {
+        if (!enabled) {
+          this.logger?.warn(
+            { bucket: store.bucket, objectLock: l.mode },
+            `bucket ${store.bucket} has no Object Lock: committed objects are written without retention and an attacker with write access can destroy them; create the repository in a new bucket (lifeline keys init creates it with Object Lock) or set storage.objectLock.mode: none`,
+          );
+        }
+        return enabled;
+      });
+      this.lockChecks.set(store.bucket, check);
+      check.catch(() => this.lockChecks.delete(store.bucket));
+    }
+    return (await check) ? { mode: l.mode === 'compliance' ? 'COMPLIANCE' : 'GOVERNANCE', retentionMs: durationMs(l.retention) } : undefined;
   }
 
   /** The tenant's repository, opened with its keys; fails clearly when it has not been initialised. */
@@ -140,7 +178,13 @@ export class TenantRepositories {
         if (!(await Repository.exists(store))) {
           throw new UserError(`tenant ${tenant} has no repository at ${store.location}; run \`lifeline keys init ${tenant}\``);
         }
-        return Repository.open(store, { identities, signingKey });
+        const lock = this.role === 'restore' ? undefined : await this.lockPolicy(store);
+        const onTampered = (t: TamperedObject) =>
+          this.logger?.warn(
+            { event: 'storage-tampered', tenant, object: t.key, versionId: t.versionId, problem: t.problem },
+            `object ${t.key} of tenant ${tenant} was overwritten or deleted; reading its original (version ${t.versionId}) instead`,
+          );
+        return Repository.open(store, { identities, signingKey, lock, onTampered });
       })();
       this.open.set(tenant, r);
       r.catch(() => this.open.delete(tenant));

@@ -72,6 +72,16 @@ export interface PutLargeOptions extends PutOptions {
   onProgress?: (p: ProgressUpdate) => void;
 }
 
+/** One stored version of a key in a versioned (Object Lock) bucket. */
+export interface ObjectVersion {
+  versionId: string;
+  /** the current version (what a plain GET returns, or a delete marker hiding the key) */
+  latest: boolean;
+  deleteMarker: boolean;
+  lastModified: Date;
+  size: number;
+}
+
 export interface ObjectStore {
   /** Human-readable location for messages, e.g. `s3://bucket/prefix`. Never contains credentials. */
   readonly location: string;
@@ -102,6 +112,16 @@ export interface ObjectStore {
 
   /** Delete an object; deleting a missing object is not an error. */
   delete(key: string): Promise<void>;
+
+  /**
+   * Every version of exactly this key, newest first (versioned stores only).
+   * Lets a reader fall back to the original of a write-once object that was
+   * overwritten or hidden by a delete marker (FORMAT.md, "Object Lock").
+   */
+  listVersions?(key: string, signal?: AbortSignal): Promise<ObjectVersion[]>;
+
+  /** Read one version of an object (or a byte range of it). */
+  getVersion?(key: string, versionId: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer>;
 }
 
 /** Base of every storage error: names the location and key, never credentials. */

@@ -39,6 +39,7 @@ import {
   HeadObjectCommand,
   type HeadObjectCommandOutput,
   ListObjectsV2Command,
+  ListObjectVersionsCommand,
   ListPartsCommand,
   PutObjectCommand,
   S3Client,
@@ -50,6 +51,7 @@ import {
   ObjectExistsError,
   type ObjectInfo,
   ObjectNotFoundError,
+  type ObjectVersion,
   type ObjectStore,
   type PutLargeOptions,
   type PutOptions,
@@ -60,6 +62,11 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, RetryExhaustedError, type Retry
 export interface S3StoreOptions {
   /** e.g. `http://127.0.0.1:9000` for MinIO; omit for AWS. */
   endpoint?: string;
+  /**
+   * Asked on every request: an endpoint to use instead of `endpoint` right now
+   * (a drill's fault proxy), or undefined for `endpoint` itself.
+   */
+  endpointRoute?: () => string | undefined;
   region: string;
   bucket: string;
   /** Root of the repository inside the bucket ('' allowed); surrounding slashes are ignored. */
@@ -335,8 +342,9 @@ export class S3ObjectStore implements ObjectStore {
     this.defaultPartSize = opts.partSize ?? DEFAULT_PART_SIZE;
     this.defaultConcurrency = Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY);
     this.#secrets = [opts.credentials.secretAccessKey, opts.credentials.accessKeyId].filter((s) => s && s.length >= 4);
+    const { endpoint, endpointRoute } = opts;
     this.client = new S3Client({
-      endpoint: opts.endpoint,
+      endpoint: endpoint && endpointRoute ? async () => ({ url: new URL(endpointRoute() ?? endpoint) }) : endpoint,
       region: opts.region,
       forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
       credentials: { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey },
@@ -386,16 +394,7 @@ export class S3ObjectStore implements ObjectStore {
     }
     this.bucketExists = true;
     if (objectLock) {
-      let enabled = false;
-      try {
-        const res = await this.call({ op: 'check object lock' }, (signal) =>
-          this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }), { abortSignal: signal }),
-        );
-        enabled = res.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
-      } catch (err) {
-        if (!(err instanceof S3StorageError && err.status === 404)) throw err;
-      }
-      if (!enabled) {
+      if (!(await this.objectLockEnabled())) {
         throw new S3StorageError(
           `bucket s3://${this.bucket} exists without Object Lock; Object Lock must be enabled when the bucket is created (MinIO cannot add it later): use a new bucket`,
           undefined,
@@ -586,6 +585,54 @@ export class S3ObjectStore implements ObjectStore {
       if (err instanceof ObjectNotFoundError) return;
       throw err;
     }
+  }
+
+  // ---- versions (Object Lock buckets) --------------------------------------------
+
+  /** Is Object Lock enabled on this bucket? (false when the store has no lock configuration) */
+  async objectLockEnabled(signal?: AbortSignal): Promise<boolean> {
+    try {
+      const res = await this.call({ op: 'check object lock', signal }, (sig) =>
+        this.client.send(new GetObjectLockConfigurationCommand({ Bucket: this.bucket }), { abortSignal: sig }),
+      );
+      return res.ObjectLockConfiguration?.ObjectLockEnabled === 'Enabled';
+    } catch (err) {
+      if (err instanceof S3StorageError && (err.status === 404 || err.code === 'ObjectLockConfigurationNotFoundError')) return false;
+      throw err;
+    }
+  }
+
+  async listVersions(key: string, signal?: AbortSignal): Promise<ObjectVersion[]> {
+    const Key = this.objectKey(key);
+    const out: ObjectVersion[] = [];
+    let KeyMarker: string | undefined;
+    let VersionIdMarker: string | undefined;
+    do {
+      const [km, vm] = [KeyMarker, VersionIdMarker];
+      const res = await this.call({ op: 'list versions of', key, signal }, (sig) =>
+        this.client.send(new ListObjectVersionsCommand({ Bucket: this.bucket, Prefix: Key, KeyMarker: km, VersionIdMarker: vm }), { abortSignal: sig }),
+      );
+      for (const v of res.Versions ?? []) {
+        if (v.Key === Key && v.VersionId) out.push({ versionId: v.VersionId, latest: !!v.IsLatest, deleteMarker: false, lastModified: v.LastModified ?? new Date(0), size: v.Size ?? 0 });
+      }
+      for (const d of res.DeleteMarkers ?? []) {
+        if (d.Key === Key && d.VersionId) out.push({ versionId: d.VersionId, latest: !!d.IsLatest, deleteMarker: true, lastModified: d.LastModified ?? new Date(0), size: 0 });
+      }
+      [KeyMarker, VersionIdMarker] = res.IsTruncated ? [res.NextKeyMarker, res.NextVersionIdMarker] : [undefined, undefined];
+    } while (KeyMarker);
+    // Newest first; the latest one leads when two share a timestamp.
+    return out.sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime() || Number(b.latest) - Number(a.latest));
+  }
+
+  async getVersion(key: string, versionId: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
+    const Key = this.objectKey(key);
+    const Range = range ? `bytes=${range.start}-${range.end}` : undefined;
+    return this.call({ op: `read version ${versionId} of`, key, signal }, async (sig) => {
+      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId, Range, ChecksumMode: 'ENABLED' }), { abortSignal: sig });
+      if (!res.Body) throw new Error('empty response body');
+      const bytes = await res.Body.transformToByteArray();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    });
   }
 
   // ---- multipart upload -----------------------------------------------------------

@@ -190,11 +190,19 @@ describe('lifeline up / status / worker / demo / down', () => {
     const creds = JSON.parse(readFileSync(layout.minioCredentials, 'utf8'));
     const { statSync } = await import('node:fs');
     expect(statSync(layout.minioCredentials).mode & 0o777).toBe(0o600);
+    // up also made one MinIO user per storage role (README "Least privilege"), keys private, never printed
+    const roles = JSON.parse(readFileSync(layout.minioRoles, 'utf8'));
+    expect(statSync(layout.minioRoles).mode & 0o777).toBe(0o600);
+    expect(Object.keys(roles).sort()).toEqual(['audit', 'backup', 'retention', 'verifier']);
+    const roleSecrets = Object.values(roles as Record<string, { accessKeyId: string; secretAccessKey: string }>).flatMap((c) => [c.accessKeyId, c.secretAccessKey]);
+    expect(new Set(roleSecrets).size).toBe(8);
     for (const log of [layout.temporalLog, layout.minioLog]) {
       const text = readFileSync(log, 'utf8');
       expect(text.length).toBeGreaterThan(0);
       expect(text).not.toContain(creds.secretAccessKey);
       expect(text).not.toContain(creds.accessKeyId);
+      for (const secret of roleSecrets) expect(text).not.toContain(secret);
     }
+    for (const secret of roleSecrets) expect(first.services.map((x: any) => JSON.stringify(x)).join('') + JSON.stringify(again)).not.toContain(secret);
   }, 600_000);
 });

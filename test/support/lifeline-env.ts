@@ -19,6 +19,8 @@ import { configFromObject, type LoadedConfig } from '../../config/load';
 import { S3ObjectStore } from '../../engine/backend/s3';
 import { createBufferLogger, createLogger, type Logger } from '../../logging/logger';
 import { initTenant } from '../../tenancy/keys';
+import { provisionMinioRoles, type RoleCredentialsFile } from '../../devstack/minio-roles';
+import { minioRoleSpecs, roleScope } from '../../tenancy/provision-roles';
 import { initAudit } from '../../audit/open';
 import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import { LIFELINE_ROOT } from '../../config/root';
@@ -31,6 +33,8 @@ export interface AssetSpec {
   path?: string;
   checkpoint?: { completion: 'marker' | 'rename' | 'event'; marker?: string; temporaryPattern?: string };
   labels?: Record<string, string>;
+  /** a policy from EnvOptions.policies */
+  policy?: string;
   /** default: the env's first tenant (acme) */
   tenant?: string;
 }
@@ -41,6 +45,12 @@ export interface EnvOptions {
   temporal?: { address: string; namespace?: string };
   /** default: the shared test MinIO */
   s3?: { endpoint: string; region?: string; accessKeyId: string; secretAccessKey: string };
+  /** policies (config `policies`) the assets may name */
+  policies?: Record<string, unknown>;
+  /** create the bucket with S3 Object Lock (committed objects are then written with retention) */
+  objectLock?: boolean;
+  /** create one MinIO user per storage role (and a restore user per tenant) for this bucket and configure them (storage.roles) */
+  leastPrivilege?: boolean;
   /** more tenants besides acme, each with its own keys and initialised repository */
   tenants?: string[];
   /** initialise the audit log (`lifeline audit init`: signing key in the data folder, locked audit bucket) */
@@ -62,6 +72,8 @@ export interface LifelineEnv {
   s3: { endpoint: string; region: string; accessKeyId: string; secretAccessKey: string };
   /** where the tenant's repository lives in the bucket */
   repoPrefix: string;
+  /** the role users' keys, with leastPrivilege */
+  roles?: RoleCredentialsFile;
 }
 
 const slug = (s: string) => s.toLowerCase().replace(/[^a-z0-9-]+/g, '-').slice(0, 24);
@@ -89,6 +101,7 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
       node,
       tenant: spec.tenant ?? tenant,
       kind: spec.kind ?? (spec.checkpoint ? 'checkpoint' : 'model'),
+      ...(spec.policy ? { policy: spec.policy } : {}),
       path,
       ...(spec.labels ? { labels: spec.labels } : {}),
       ...(spec.checkpoint ? { checkpoint: spec.checkpoint } : {}),
@@ -108,11 +121,36 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
     tenants: Object.fromEntries(tenants.map((t) => [t, { identity: { file: join(dir, 'secrets', `${t}.age`) }, signingKey: { file: join(dir, 'secrets', `${t}.pem`) } }])),
     nodes: { [node]: { description: `test node of ${label}` } },
     assets,
+    ...(opts.policies ? { policies: opts.policies } : {}),
   };
   const configFile = join(dir, 'lifeline.yaml');
+  let roles: RoleCredentialsFile | undefined;
+  if (opts.leastPrivilege) {
+    // Users and policies named after this test's bucket, so tests never share them.
+    const scope = roleScope(configFromObject(raw, { source: configFile }));
+    roles = await provisionMinioRoles(
+      { endpoint: s3.endpoint, credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } },
+      join(dir, 'secrets', 'roles.json'),
+      minioRoleSpecs(scope, bucket),
+    );
+    const ref = async (name: string, c: { accessKeyId: string; secretAccessKey: string }) => {
+      await writeFile(join(dir, 'secrets', `${name}-access`), c.accessKeyId, { mode: 0o600 });
+      await writeFile(join(dir, 'secrets', `${name}-secret`), c.secretAccessKey, { mode: 0o600 });
+      return { accessKeyId: { file: join(dir, 'secrets', `${name}-access`) }, secretAccessKey: { file: join(dir, 'secrets', `${name}-secret`) } };
+    };
+    const restore: Record<string, unknown> = {};
+    for (const [t, c] of Object.entries(roles.restore ?? {})) restore[t] = await ref(`restore-${t}`, c);
+    (raw.storage as Record<string, unknown>).roles = {
+      backup: await ref('backup', roles.backup!),
+      verifier: await ref('verifier', roles.verifier!),
+      retention: await ref('retention', roles.retention!),
+      audit: await ref('audit', roles.audit!),
+      restore,
+    };
+  }
   await writeFile(configFile, stringify(raw), { mode: 0o600 });
   const config = configFromObject(raw, { source: configFile });
-  await S3ObjectStore.ensureBucket({ endpoint: s3.endpoint, region: s3.region, bucket, prefix: '', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey } });
+  await S3ObjectStore.ensureBucket({ endpoint: s3.endpoint, region: s3.region, bucket, prefix: '', credentials: { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, objectLock: opts.objectLock });
   // x25519: hybrid identities work the same but make every pack header slower to create.
   for (const t of tenants) await initTenant(config, t, { kind: 'x25519' });
   if (opts.audit) await initAudit(config, { actor: 'test' });
@@ -129,6 +167,7 @@ export async function makeEnv(label: string, opts: EnvOptions): Promise<Lifeline
     temporal,
     s3,
     repoPrefix: `tenants/${tenant}/`,
+    roles,
   };
 }
 

@@ -40,7 +40,14 @@ describe('config defaults', () => {
       temporal: { port: 7233, uiPort: 8233, ui: true },
       minio: { port: 9000, consolePort: 9001 },
     });
-    expect(c.storage).toEqual({ region: 'us-east-1', bucket: 'lifeline', prefix: '', forcePathStyle: true });
+    expect(c.storage).toEqual({
+      region: 'us-east-1',
+      bucket: 'lifeline',
+      prefix: '',
+      forcePathStyle: true,
+      roles: { restore: {} },
+      objectLock: { mode: 'governance', retention: '30d' },
+    });
     expect(c.logging).toEqual({ level: 'info', format: 'auto' });
   });
 
