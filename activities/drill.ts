@@ -6,8 +6,6 @@
  * orchestrator: a drill that crashes the orchestrator keeps running.
  * Only ids, times, counts and short texts cross into the workflow.
  */
-import { writeFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { UserError } from '../config/errors';
@@ -21,7 +19,10 @@ import type { Logger } from '../logging/logger';
 import { assetConfig, type TenantRepositories } from '../tenancy/repositories';
 import { supervisedWorker } from '../workers/supervised';
 import type { FaultContext, InjectedFault, RevertedFault } from '../drills/fault';
-import { drillDir, faultInjector, faultStateDir, missingInjectors } from '../drills/faults';
+import { faultInjector, faultStateDir, missingInjectors } from '../drills/faults';
+import { writeDrillReport } from '../drills/report-files';
+import { resolveFromRoot } from '../config/root';
+import { workflowUiLink } from '../cli/runs';
 import { FaultNotApplicable } from '../drills/faults/state';
 import { buildDrillReport, emptyObservation, type DrillObservation, type MeasureInput } from '../drills/measure';
 import type { DrillReport } from '../drills/report';
@@ -48,7 +49,8 @@ export const DrillFailureTypes = {
 } as const;
 
 export interface DrillPlan {
-  faults: Array<{ id: string; spec: FaultSpec; atMs: number; restartAfterMs: number }>;
+  /** durationMs: storage-outage and network faults last this long, then they are reverted (storage is back) */
+  faults: Array<{ id: string; spec: FaultSpec; atMs: number; restartAfterMs: number; durationMs?: number }>;
   timeoutMs: number;
   rtoMs: number;
   rpoMs?: number;
@@ -65,6 +67,8 @@ export interface ObserveInput {
   /** stop once recovery has started, or once the incident is closed */
   until: 'recovery-started' | 'closed';
   timeoutSeconds: number;
+  /** return after this long even when not there yet, so the workflow's progress query stays current */
+  sliceSeconds?: number;
   /** an incident the drill opened itself (the ransomware drill plays the detector) */
   incidentId?: string;
   prior?: DrillObservation;
@@ -131,6 +135,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
           spec,
           atMs: durationMs(spec.at),
           restartAfterMs: spec.kind === 'crash-orchestrator' ? durationMs(spec.restartAfter) : 0,
+          ...(spec.kind === 'storage-outage' || spec.kind === 'network' ? { durationMs: durationMs(spec.duration) } : {}),
         })),
         timeoutMs: durationMs(s.timeout),
         rtoMs: durationMs(s.objectives.rto),
@@ -197,6 +202,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       const o: DrillObservation = structuredClone(input.prior ?? emptyObservation());
       if (input.incidentId) o.incidentId = input.incidentId;
       const deadline = Date.now() + input.timeoutSeconds * 1000;
+      const sliceEnd = input.sliceSeconds ? Date.now() + input.sliceSeconds * 1000 : Infinity;
       const since = Date.parse(input.since);
       for (;;) {
         ctx.heartbeat({ incident: o.incidentId, status: o.incidentStatus });
@@ -207,6 +213,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
           o.errors.push(`timed out after ${input.timeoutSeconds} s waiting for ${input.until === 'closed' ? 'the incident to close' : 'the recovery to start'} (${o.incidentId ? `incident ${o.incidentId} is ${o.incidentStatus}` : 'no incident opened'})`);
           return o;
         }
+        if (Date.now() > sliceEnd) return o;
         await ctx.sleep(POLL_MS);
       }
     },
@@ -284,13 +291,10 @@ function nodeOf(spec: FaultSpec): string | undefined {
   return 'node' in spec ? spec.node : undefined;
 }
 
-/** The JSON report, and the HTML page when this build has the renderer (drills/report-html.ts). */
+/** report.json and the self-contained report.html under `<dataDir>/drills/<id>/`; each workflow with its Temporal UI link. */
 async function writeReportFiles(config: LoadedConfig, report: DrillReport): Promise<{ jsonPath: string; htmlPath: string | null }> {
-  const dir = drillDir(config, report.id);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const jsonPath = join(dir, 'report.json');
-  writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n', { mode: 0o600 });
-  return { jsonPath, htmlPath: null };
+  const withLinks: DrillReport = { ...report, workflows: report.workflows.map((w) => ({ ...w, ...(workflowUiLink(config, w.workflowId) ? { url: workflowUiLink(config, w.workflowId)! } : {}) })) };
+  return writeDrillReport(resolveFromRoot(config.devstack.dataDir, config.source.root), withLinks);
 }
 
 async function query<T>(client: Client, workflowId: string, name: string): Promise<T | undefined> {
@@ -304,33 +308,33 @@ async function query<T>(client: Client, workflowId: string, name: string): Promi
 
 async function observeOnce(client: Client, input: ObserveInput, o: DrillObservation, since: number, logger: Logger): Promise<void> {
   const now = () => new Date().toISOString();
-  if (!o.incidentId || !o.detectedAt) {
+  if (o.incidentClosedAt) return;
+  if (input.incidentId) {
+    // the drill reported the compromise itself (it plays the external detector)
+    o.incidentId = input.incidentId;
+    o.detectedBy = `drill:${input.drillId} (plays the external detector)`;
+  } else if (!o.incidentId) {
     const health = await query<NodeHealthView>(client, nodeHealthId(input.node), 'health');
-    if (health) {
-      const jobIncident = health.jobIncidents?.find((j) => !o.incidentId || j.incident === o.incidentId);
-      if (health.state === 'lost' && health.incident) {
-        o.detectedAt ??= now();
-        o.detectedBy ??= `node health: node ${input.node} lost`;
-        o.incidentId ??= health.incident;
-      } else if (jobIncident && !o.incidentId) {
-        o.detectedAt ??= now();
-        o.detectedBy ??= `job watchdog: training job ${jobIncident.job} died`;
-        o.incidentId = jobIncident.incident;
-      }
-    }
-    if (input.incidentId && !o.detectedAt) {
-      o.detectedAt = now();
-      o.detectedBy = `drill:${input.drillId} (plays the external detector)`;
+    const jobIncident = health?.jobIncidents?.find((j) => Date.parse(j.at) >= since - 1000);
+    if (health?.state === 'lost' && health.incident) {
+      o.incidentId = health.incident;
+      o.detectedBy = `node health: node ${input.node} lost`;
+    } else if (jobIncident) {
+      o.incidentId = jobIncident.incident;
+      o.detectedBy = `job watchdog: training job ${jobIncident.job} died`;
     }
   }
   if (!o.incidentId) return;
   const view = await query<IncidentView>(client, o.incidentId, 'incident');
   if (!view) return;
   if (Date.parse(view.openedAt) < since - 1000) {
-    // an older incident about the same subject (a node-lost id is reused): not this drill's
-    if (view.closedAt) o.incidentId = input.incidentId ?? null;
+    // an older incident about the same subject (a node-lost id is reused, health not updated yet): not this drill's
+    o.incidentId = null;
+    o.detectedBy = null;
     return;
   }
+  // detected: the detector opened this incident for the drill's fault (node health, the job watchdog, the drill itself)
+  o.detectedAt ??= view.openedAt;
   o.incidentOpenedAt = view.openedAt;
   o.incidentStatus = view.status;
   for (const [step, d] of Object.entries(view.decisions)) {

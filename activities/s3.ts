@@ -3,8 +3,10 @@ import { CreateBucketCommand, HeadBucketCommand, S3Client, S3ServiceException } 
 import type { ResolvedStorage } from '../config/storage';
 
 export function createS3Client(storage: ResolvedStorage): S3Client {
+  const { endpoint, route } = storage;
   return new S3Client({
-    endpoint: storage.endpoint,
+    // A drill may route this worker's traffic through its fault proxy (drills/storage-route.ts).
+    endpoint: endpoint && route ? async () => ({ url: new URL(route() ?? endpoint) }) : endpoint,
     region: storage.region,
     forcePathStyle: storage.forcePathStyle,
     credentials: { ...storage.credentials },

@@ -36,7 +36,7 @@ export function drillWorkflowId(scenario: string, at = new Date()): string {
   return `drill-${scenario}-${at.toISOString().replace(/[:.]/g, '-')}`;
 }
 
-export function formatDrillSummary(s: DrillSummary): string {
+export function formatDrillRunResult(s: DrillSummary): string {
   const lines = [`drill ${s.id}: ${s.verdict.toUpperCase()}${s.aborted ? ' (aborted)' : ''}`];
   lines.push(`  RTO ${s.rtoSeconds === null ? 'not measured' : `${s.rtoSeconds} s`}; RPO ${s.rpoSeconds === null ? 'not measured' : `${s.rpoSeconds} s`}${s.rpoSteps !== null ? ` (${s.rpoSteps} training step(s) lost)` : ''}`);
   for (const o of s.objectives) lines.push(`  ${o.pass ? 'pass' : 'FAIL'}  ${o.name.padEnd(26)} target ${o.target.padEnd(18)} measured ${o.measured ?? '—'}`);
@@ -113,7 +113,7 @@ export function registerDrillCommands(program: Command): Command {
           return;
         }
         if (opts.json) json({ workflowId, ui, ok: true, ...outcome.result });
-        else out(formatDrillSummary(outcome.result));
+        else out(formatDrillRunResult(outcome.result));
         if (outcome.result.verdict !== 'pass') process.exitCode = 1;
       });
     });

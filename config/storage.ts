@@ -1,4 +1,5 @@
 import { readMinioCredentials, stackLayout, stackSettings, minioEndpoint } from '../devstack/layout';
+import { processStorageRoute } from '../drills/storage-route';
 import { UserError } from './errors';
 import type { LoadedConfig } from './load';
 import { readSecret } from './secrets';
@@ -15,6 +16,8 @@ export interface ResolvedStorage {
   credentials: { accessKeyId: string; secretAccessKey: string };
   /** true when this is the embedded MinIO of the devstack. */
   embedded: boolean;
+  /** where requests go instead of `endpoint` right now (a drill's fault proxy; drills/storage-route.ts), asked per request */
+  route?: () => string | undefined;
   /** a role asked for on an embedded MinIO without role users (`lifeline up` makes them): these are the root credentials */
   rootFallback?: boolean;
 }
@@ -40,6 +43,7 @@ export function resolveStorage(config: LoadedConfig, env: NodeJS.ProcessEnv = pr
         secretAccessKey: readSecret(c.secretAccessKey, { source, path: 'storage.credentials.secretAccessKey', env, root: config.source.root }),
       },
       embedded: false,
+      route: processStorageRoute(config),
     };
   }
   const settings = stackSettings(config);
@@ -54,6 +58,7 @@ export function resolveStorage(config: LoadedConfig, env: NodeJS.ProcessEnv = pr
     forcePathStyle: s.forcePathStyle,
     credentials: creds,
     embedded: true,
+    route: processStorageRoute(config),
   };
 }
 

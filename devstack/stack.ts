@@ -348,3 +348,28 @@ export async function killService(s: StackSettings, service: ServiceName): Promi
   await waitFor(`${service} pid ${rec.pid} to die`, () => !processMatches(rec.pid, rec.executable), { timeoutMs: 30_000, intervalMs: 100 });
   return rec.pid;
 }
+
+/**
+ * Stop one embedded service started from this data folder, leaving the other
+ * running (a storage-outage drill stops MinIO alone; `up` starts it again).
+ */
+export async function stopService(
+  s: StackSettings,
+  service: ServiceName,
+  opts: { log?: (m: string) => void; graceMs?: number } = {},
+): Promise<DownResult> {
+  const layout = stackLayout(s.dataDir);
+  const record = service === 'temporal' ? layout.temporalRecord : layout.minioRecord;
+  if (!existsSync(s.dataDir)) return { service, state: 'not-running' };
+  return withStackLock(
+    layout,
+    async () => {
+      const rec = runningRecord(record);
+      if (!rec) return { service, state: 'not-running' as const };
+      const how = await stopProcess(rec.pid, opts.graceMs ?? 20_000);
+      removeRecord(record);
+      return { service, state: how === 'killed' ? ('killed' as const) : how === 'terminated' ? ('stopped' as const) : ('not-running' as const), pid: rec.pid };
+    },
+    opts.log ?? (() => {}),
+  );
+}

@@ -31,6 +31,8 @@ export interface DrillObservation {
   trainingResumedAt: string | null;
   /** recovery started (the incident's child RecoverNodeWorkflow exists) */
   recoveryStartedAt: string | null;
+  /** storage-only drills (outage, network): the last storage fault was reverted and storage answered again */
+  serviceBackAt?: string | null;
   errors: string[];
 }
 
@@ -70,7 +72,7 @@ const seconds = (fromIso: string, toIso: string) => Math.max(0, Math.round((Date
 /** First fault injected → recovery complete (training resumed, else the recovery finished). */
 export function measureRto(faults: DrillFaultRecord[], o: DrillObservation): number | null {
   const first = firstInjection(faults);
-  const end = o.trainingResumedAt ?? o.recovery?.finishedAt ?? null;
+  const end = o.trainingResumedAt ?? o.recovery?.finishedAt ?? o.serviceBackAt ?? null;
   return first && end ? seconds(first, end) : null;
 }
 

@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { UserError } from '../config/errors';
 import type { LoadedConfig } from '../config/load';
 import { DurationSchema } from '../config/platform';
+import { networkFaultProblem, storageOutageProblem, type StorageFaultConfig } from './faults/storage-problems';
 
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/;
 const Name = (what: string) => z.string().regex(NAME, `expected a ${what} name (letters, digits, . _ -; at most 63 characters)`);
@@ -183,7 +184,7 @@ export async function loadScenario(file: string): Promise<Scenario> {
  * every node, job and asset it names is declared. Returns the problems (empty
  * when it may run).
  */
-export function scenarioProblems(s: Scenario, config: Pick<LoadedConfig, 'incident' | 'nodes' | 'assets' | 'trainingJobs'>): string[] {
+export function scenarioProblems(s: Scenario, config: Pick<LoadedConfig, 'incident' | 'nodes' | 'assets' | 'trainingJobs'> & StorageFaultConfig): string[] {
   const problems: string[] = [];
   if (config.incident.environment !== 'staging') {
     problems.push(`this installation is incident.environment: ${config.incident.environment}; drills run only where it is staging`);
@@ -201,6 +202,14 @@ export function scenarioProblems(s: Scenario, config: Pick<LoadedConfig, 'incide
     if (f.kind === 'kill-training-job' && !(f.job in config.trainingJobs)) problems.push(`${where}: training job ${JSON.stringify(f.job)} is not declared under trainingJobs`);
     if (f.kind === 'corrupt-object' || f.kind === 'delete-object') asset(f.target.asset, where);
     if (f.kind === 'ransomware') for (const a of f.assets ?? []) asset(a, where);
+    if (f.kind === 'storage-outage') {
+      const p = storageOutageProblem(config);
+      if (p) problems.push(`${where}: ${p}`);
+    }
+    if (f.kind === 'network') {
+      const p = networkFaultProblem(config);
+      if (p) problems.push(`${where}: ${p}`);
+    }
   });
   return problems;
 }

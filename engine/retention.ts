@@ -124,8 +124,9 @@ async function referencedBlobs(repo: Repository): Promise<Set<string>> {
   return used;
 }
 
-/** Lease purpose of a key revocation re-encrypting a repository (tenancy/key-rotation.ts). */
+/** Lease purposes of key operations rewriting a repository's objects (tenancy/key-rotation.ts). */
 export const KEY_REVOCATION_LEASE = 'key-revocation';
+export const KEY_ROTATION_LEASE = 'key-rotation';
 /** Lease purpose of garbage collection, so a key revocation waits for a collection that started first. */
 export const GC_LEASE = 'garbage-collection';
 
@@ -146,9 +147,9 @@ async function collect(repo: Repository, opts: GcOptions, ownLease: string): Pro
   const report: GcReport = { condemned: 0, deleted: 0, deletedBytes: 0, rescued: 0, deferred: [], partiallyUsedPacks: 0 };
 
   const live = (await liveLeases(repo.store, ttl, now())).filter((l) => l.id !== ownLease);
-  const revoking = live.find((l) => l.purpose === KEY_REVOCATION_LEASE);
-  if (revoking) {
-    report.deferred.push({ tombstone: '*', reason: `a key revocation (lease ${revoking.id}) is re-encrypting this repository; collection runs next time` });
+  const rekeying = live.find((l) => l.purpose === KEY_REVOCATION_LEASE || l.purpose === KEY_ROTATION_LEASE);
+  if (rekeying) {
+    report.deferred.push({ tombstone: '*', reason: `a ${rekeying.purpose.replace('-', ' ')} (lease ${rekeying.id}) is re-encrypting this repository; collection runs next time` });
     return report;
   }
 

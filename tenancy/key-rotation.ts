@@ -14,13 +14,13 @@ import { readFile, rm } from 'node:fs/promises';
 import type { LoadedConfig } from '../config/load';
 import { UserError } from '../config/errors';
 import { resolveStorage } from '../config/storage';
-import { openAuditLog, safeUserName } from '../audit/open';
+import { loadAuditSigningKey, openAuditLog, safeUserName } from '../audit/open';
 import type { AuditOutcome } from '../audit/entry';
 import { AgeIdentities } from '../engine/crypto/age';
 import { generateAgeIdentityFile, identityFileWithout, renameSecretFile, replaceSecretFile, writeSecretFile } from '../engine/crypto/key-files';
 import { SigningKey } from '../engine/crypto/signing';
-import { Lease, liveLeases } from '../engine/leases';
-import { KEY_REVOCATION_LEASE } from '../engine/retention';
+import { Lease, liveLeases, type LeaseRecord } from '../engine/leases';
+import { GC_LEASE, KEY_REVOCATION_LEASE, KEY_ROTATION_LEASE } from '../engine/retention';
 import { keys as objectKeys, Repository } from '../engine/repository';
 import { opensWith, reencryptPacks, rewrapMetadata, type ReencryptReport, type RekeyProgress, type RewrapReport } from '../engine/rekey';
 import { exists, filePath, type IdentityKind } from './keys';
@@ -83,40 +83,37 @@ async function openStore(config: LoadedConfig, tenant: string) {
 }
 
 /**
- * Records a key-operation audit entry when the installation has an audit log.
- * Without one (no `lifeline audit init` yet) the operation is not recorded;
- * the caller says so.
+ * Records a key-operation audit entry. Without an audit signing key (the log
+ * was never initialised) the operation is not recorded and a warning says so,
+ * as the workers do (workers/worker.ts, openWorkerAudit); the result shows
+ * `audited: false`. With a key, a failure to record is an error.
  */
 async function audit(
   config: LoadedConfig,
   entry: { action: string; outcome: AuditOutcome; tenant: string; actor?: string; details: Record<string, string | number | boolean | null> },
   logger?: Logger,
 ): Promise<boolean> {
-  let log;
-  try {
-    log = await openAuditLog(config, { logger });
-  } catch (err) {
-    if (err instanceof UserError) {
-      logger?.warn({ tenant: entry.tenant, action: entry.action }, `key operation not audited: ${err.message}`);
-      return false;
-    }
-    throw err;
-  }
-  try {
-    await log.record({
-      type: 'key-operation',
-      action: entry.action,
-      outcome: entry.outcome,
-      actor: { kind: 'user', id: entry.actor ?? `user:${safeUserName()}` },
-      tenant: entry.tenant,
-      details: entry.details,
-    });
-    return true;
-  } catch (err) {
-    // The key operation itself is done (or refused); a missing audit bucket must not hide that.
-    logger?.warn({ tenant: entry.tenant, action: entry.action, err: (err as Error).message }, 'key operation not audited: the audit log could not be written');
+  if (!(await loadAuditSigningKey(config, { optional: true }))) {
+    logger?.warn({ event: 'audit-disabled', tenant: entry.tenant, action: entry.action }, 'audit log not initialised (no audit signing key): this key operation is not recorded; run `lifeline audit init`');
     return false;
   }
+  const log = await openAuditLog(config, { logger });
+  await log.record({
+    type: 'key-operation',
+    action: entry.action,
+    outcome: entry.outcome,
+    actor: { kind: 'user', id: entry.actor ?? `user:${safeUserName()}` },
+    tenant: entry.tenant,
+    details: entry.details,
+  });
+  return true;
+}
+
+/** The operation is done; only its audit entry is missing — say both. */
+function auditFailed(done: string): (err: unknown) => never {
+  return (err) => {
+    throw new UserError(`${done}, but its audit entry could NOT be recorded: ${(err as Error).message}`);
+  };
 }
 
 /**
@@ -134,13 +131,14 @@ async function audit(
  * Packs stay as they are (FORMAT.md): their ids are the hashes of their
  * ciphertext, so re-wrapping one means rewriting it — `keys revoke --existing`.
  */
-export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opts: KeyOperationOptions & { kind?: IdentityKind } = {}): Promise<RotateResult> {
+export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opts: KeyOperationOptions & { kind?: IdentityKind; waitForGcMs?: number } = {}): Promise<RotateResult> {
   const { identityFile, signingKeyFile } = keyFiles(config, tenant, 'rotate');
   if (!(await exists(identityFile))) throw new UserError(`tenants.${tenant}.identity: ${identityFile} does not exist; create the tenant's keys with \`lifeline keys init ${tenant}\``);
   const store = await openStore(config, tenant);
   const nextIdentity = `${identityFile}.next`;
   const nextSigning = `${signingKeyFile}.next`;
   const resumed = await exists(nextIdentity);
+  let done: RotateResult;
   try {
     if (!resumed) {
       // The signing key first: `<identity>.next` marks a rotation whose keys both exist.
@@ -168,42 +166,58 @@ export async function rotateTenantKeys(config: LoadedConfig, tenant: string, opt
 
     const identities = await AgeIdentities.fromFile(identityFile);
     const stale = await identities.select((_, i) => i > 0);
-    const repo = await Repository.open(store, { identities, signingKey });
-    const rewrapped = await rewrapMetadata(repo, {
-      stale,
-      signingKey,
-      onProgress: opts.onProgress,
-      onWarning: (w) => opts.logger?.warn({ tenant, key: w.key, reason: w.reason }, 'object not re-wrapped (not trustworthy)'),
-    });
+    // Garbage collection rewrites index objects too: it defers while this lease lives, and one already running is waited for.
+    const lease = await Lease.acquire(store, KEY_ROTATION_LEASE);
+    let rewrapped: RewrapReport;
+    try {
+      await waitForOlderLeases(
+        store,
+        lease,
+        opts.waitForGcMs ?? 10 * 60_000,
+        opts.logger,
+        (l) => l.purpose === GC_LEASE,
+        `the new keys are installed (new data already uses them); run \`lifeline keys rotate ${tenant}\` again once it has finished to re-wrap the metadata`,
+      );
+      const repo = await Repository.open(store, { identities, signingKey });
+      rewrapped = await rewrapMetadata(repo, {
+        stale,
+        signingKey,
+        onProgress: opts.onProgress,
+        onWarning: (w) => opts.logger?.warn({ tenant, key: w.key, reason: w.reason }, 'object not re-wrapped (not trustworthy)'),
+      });
+    } finally {
+      await lease.release();
+    }
     await rm(nextIdentity, { force: true });
 
     const readOnly = (await identities.recipients()).slice(1).map((r) => ({ recipient: r, fingerprint: recipientFingerprint(r) }));
-    const audited = await audit(
-      config,
-      {
-        action: 'keys-rotated',
-        outcome: 'success',
-        tenant,
-        actor: opts.actor,
-        details: {
-          recipient: recipientFingerprint(recipient!),
-          signingKeyId: signingKey.keyId,
-          readOnlyIdentities: readOnly.length,
-          manifests: rewrapped.manifests,
-          records: rewrapped.records,
-          indexes: rewrapped.indexes,
-          skipped: rewrapped.skipped.length,
-          resumed,
-        },
-      },
-      opts.logger,
-    );
-    return { tenant, resumed, recipient: recipient!, recipientFingerprint: recipientFingerprint(recipient!), signingKeyId: signingKey.keyId, readOnlyRecipients: readOnly, rewrapped, packsUntouched: true, audited };
+    done = { tenant, resumed, recipient: recipient!, recipientFingerprint: recipientFingerprint(recipient!), signingKeyId: signingKey.keyId, readOnlyRecipients: readOnly, rewrapped, packsUntouched: true, audited: false };
   } catch (err) {
     // Recording the failure must never hide it.
     await audit(config, { action: 'keys-rotated', outcome: 'failure', tenant, actor: opts.actor, details: { error: (err as Error).name, resumable: await exists(nextIdentity) } }, opts.logger).catch(() => false);
     throw err;
   }
+  done.audited = await audit(
+    config,
+    {
+      action: 'keys-rotated',
+      outcome: 'success',
+      tenant,
+      actor: opts.actor,
+      details: {
+        recipient: done.recipientFingerprint,
+        signingKeyId: done.signingKeyId,
+        readOnlyIdentities: done.readOnlyRecipients.length,
+        manifests: done.rewrapped.manifests,
+        records: done.rewrapped.records,
+        indexes: done.rewrapped.indexes,
+        skipped: done.rewrapped.skipped.length,
+        resumed,
+      },
+    },
+    opts.logger,
+  ).catch(auditFailed(`tenant ${tenant}: keys rotated (new recipient ${done.recipientFingerprint}, signing key ${done.signingKeyId})`));
+  return done;
 }
 
 /** Counts, by kind, the objects of a repository that `ids` can open (headers only). */
@@ -364,7 +378,7 @@ export async function revokeTenantKey(
       },
     },
     opts.logger,
-  );
+  ).catch(auditFailed(`tenant ${tenant}: identity ${recipientFingerprint(revoked)} revoked`));
   return result;
 }
 
@@ -373,13 +387,20 @@ export async function revokeTenantKey(
  * began before the revocation may still be storing data sealed to the old
  * keys. Backups that start later see the current keys.
  */
-async function waitForOlderLeases(store: Parameters<typeof liveLeases>[0], own: Lease, timeoutMs: number, logger?: Logger): Promise<void> {
+async function waitForOlderLeases(
+  store: Parameters<typeof liveLeases>[0],
+  own: Lease,
+  timeoutMs: number,
+  logger?: Logger,
+  which: (l: LeaseRecord) => boolean = () => true,
+  stopped = 'nothing was changed. Run the command again once it has finished',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const older = (await liveLeases(store)).filter((l) => l.id !== own.record.id && Date.parse(l.startedAt) <= own.startedAt.getTime());
+    const older = (await liveLeases(store)).filter((l) => l.id !== own.record.id && Date.parse(l.startedAt) <= own.startedAt.getTime() && which(l));
     if (older.length === 0) return;
     if (Date.now() >= deadline) {
-      throw new UserError(`${older[0]!.purpose} ${older[0]!.id} is still running on this repository; nothing was changed. Run the revocation again once it has finished`);
+      throw new UserError(`${older[0]!.purpose} ${older[0]!.id} is still running on this repository; ${stopped}`);
     }
     logger?.info({ leases: older.map((l) => `${l.purpose} ${l.id}`) }, 'waiting for running backups and garbage collection to finish before re-encrypting');
     await new Promise((r) => setTimeout(r, Math.min(5000, Math.max(0, deadline - Date.now()))));

@@ -93,6 +93,7 @@ export async function loadTenantSigningKey(config: LoadedConfig, tenant: string)
 export function tenantStore(storage: ResolvedStorage, loc: TenantLocation, opts: { logger?: { warn(obj: object, msg: string): void } } = {}): S3ObjectStore {
   return new S3ObjectStore({
     endpoint: storage.endpoint,
+    endpointRoute: storage.route,
     region: storage.region,
     bucket: loc.bucket,
     prefix: loc.prefix.replace(/\/$/, ''),

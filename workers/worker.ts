@@ -22,6 +22,7 @@ import { installIncidentHook } from '../activities/incident-hook';
 import { DRILL_TASK_QUEUE, ORCHESTRATOR_TASK_QUEUE, nodeTaskQueue } from '../workflows/task-queues';
 import { createDrillActivities } from '../activities/drill';
 import { temporalTarget } from './temporal';
+import { followStorageRoutes, processStorageRoute } from '../drills/storage-route';
 import type { AuditSink } from '../audit/log';
 import { loadAuditSigningKey, openAuditLog } from '../audit/open';
 import { temporalDataConverter } from './codec';
@@ -70,7 +71,10 @@ export async function createLifelineWorker(opts: LifelineWorkerOptions): Promise
   const { config, role, logger } = opts;
   installTemporalLogging(logger);
   const taskQueue = opts.taskQueue ?? roleTaskQueue(role, opts.nodeId);
-  const storage = opts.storage ?? resolveStorage(config);
+  // A network drill can route this worker's S3 traffic through its fault proxy while the fault lasts.
+  followStorageRoutes({ nodeId: opts.nodeId });
+  const resolved = opts.storage ?? resolveStorage(config);
+  const storage = { ...resolved, route: resolved.route ?? processStorageRoute(config) };
   const target = temporalTarget(config);
   // Before connecting: a bad or missing payload key is a clear config error, not a half-started worker.
   const dataConverter = await temporalDataConverter(config);

@@ -37,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createDrillActivities, DrillPlan, DrillSummary } from '../activities/drill';
-import type { DrillObservation } from '../drills/measure';
+import { emptyObservation, type DrillObservation } from '../drills/measure';
 import type { DrillFaultRecord, DrillWorkflowLink } from '../drills/report';
 import type { Expectation, Scenario } from '../drills/scenario';
 import { ORCHESTRATOR_TASK_QUEUE } from './task-queues';
@@ -59,24 +59,14 @@ export const drillProgressQuery = defineQuery<DrillProgress>('progress');
 
 export const DrillFailed = 'DrillFailed';
 
+/** How long one observation activity runs before reporting back (keeps `progress` current; ~3 history events each). */
+const OBSERVE_SLICE_SECONDS = 10;
+
 type DrillActivities = ReturnType<typeof createDrillActivities>;
 
 const acts = proxyActivities<DrillActivities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '30 seconds', maximumAttempts: 5 },
-});
-const emptyObservation = (): DrillObservation => ({
-  detectedAt: null,
-  detectedBy: null,
-  incidentId: null,
-  incidentOpenedAt: null,
-  incidentStatus: null,
-  incidentClosedAt: null,
-  approvals: [],
-  recovery: null,
-  trainingResumedAt: null,
-  recoveryStartedAt: null,
-  errors: [],
 });
 
 export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillSummary> {
@@ -144,6 +134,17 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
     progress.faults.find((p) => p.id === f.id)!.state = rec.reverted ? 'reverted' : 'left-active';
   };
 
+  // storage-outage and network faults end after their duration (storage is back); the final revert catches any left
+  const timedReverts: Promise<void>[] = [];
+  const revertAfterDuration = (f: DrillPlan['faults'][number]) =>
+    timedReverts.push(
+      (async () => {
+        await sleep(f.durationMs!);
+        await revert(f);
+      })(),
+    );
+  const storageOnly = plan.faults.every((f) => f.durationMs !== undefined);
+
   let aborted = false;
   let cancelled: unknown;
   try {
@@ -158,6 +159,7 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
         const wait = t0 + f.atMs - Date.now();
         if (wait > 0) await sleep(wait);
         await inject(f);
+        if (f.durationMs !== undefined) revertAfterDuration(f);
         if (f.spec.kind === 'ransomware') {
           // the drill plays the external detector (an IDS or canary-file watcher) and reports the compromise
           compromiseIncident = await acts.drillReportCompromise({ drillId, node: f.spec.node, compromisedAt: records.find((r) => r.id === f.id)!.injectedAt!, orchestratorTaskQueue });
@@ -169,11 +171,23 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       }
       // ---- 4. observe (and crash the orchestrator once recovery runs) ----------------------------
       progress.step = 'observe';
+      if (storageOnly) {
+        // no incident is expected: the service is back once every storage fault has run its duration and was reverted
+        await Promise.all(timedReverts);
+        const back = records.map((r) => (r.reverted ? r.revertedAt : null));
+        obs.serviceBackAt = back.every((t) => t !== null) ? (back as string[]).sort().at(-1)! : null;
+        if (!obs.serviceBackAt) obs.errors.push('a storage fault could not be reverted after its duration');
+        return;
+      }
       const since = records.map((r) => r.injectedAt).filter((t): t is string => t !== null).sort()[0] ?? startedAt;
+      // in slices, so the progress query follows the incident
       const observe = async (until: 'recovery-started' | 'closed') => {
-        obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), incidentId: compromiseIncident, prior: obs });
-        progress.incident = obs.incidentId;
-        progress.incidentStatus = obs.incidentStatus;
+        for (;;) {
+          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, prior: obs });
+          progress.incident = obs.incidentId;
+          progress.incidentStatus = obs.incidentStatus;
+          if (obs.incidentClosedAt || (until === 'recovery-started' && obs.recoveryStartedAt) || Date.now() >= deadline || obs.errors.some((e) => e.startsWith('timed out'))) return;
+        }
       };
       for (const f of duringRecovery) {
         await observe('recovery-started');

@@ -35,7 +35,7 @@ export interface NodeHealthView {
   incident: string | null;
   probes: number;
   /** incidents opened by the job watchdog (the newest few) */
-  jobIncidents: Array<{ job: string; runId: string; incident: string }>;
+  jobIncidents: Array<{ job: string; runId: string; incident: string; at: string }>;
 }
 
 export const nodeHealthQuery = defineQuery<NodeHealthView>('health');
@@ -69,15 +69,21 @@ export async function nodeHealthWorkflow(input: NodeHealthInput): Promise<void> 
     view.probes++;
     try {
       const r = await probe.probeNode({ node: input.node });
+      const wasAlive = view.state === 'alive';
       view.lastSeen = r.time;
       view.state = 'alive';
-      // the job watchdog: a job that died before finishing opens an incident, once per run
+      // the job watchdog: a job that died before finishing opens an incident, once per run — only a
+      // death seen while the node was up (jobs that died with a lost node are its recovery's business)
       for (const d of r.deadJobs ?? []) {
         if (reportedRuns.includes(d.runId)) continue;
+        if (!wasAlive) {
+          reportedRuns.push(d.runId);
+          continue;
+        }
         const incident = await acts.reportJobDied({ node: input.node, job: d.job, runId: d.runId, step: d.step, detectedAt: r.time, reporter: workflowInfo().workflowId });
         reportedRuns.push(d.runId);
         if (reportedRuns.length > 20) reportedRuns.shift();
-        view.jobIncidents.push({ job: d.job, runId: d.runId, incident });
+        view.jobIncidents.push({ job: d.job, runId: d.runId, incident, at: r.time });
         if (view.jobIncidents.length > 20) view.jobIncidents.shift();
       }
     } catch (err) {

@@ -171,6 +171,44 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
     retry: { maximumAttempts: 2 },
   });
 
+  /** A resumed job's RTO/RPO facts: the step it resumed from and, when the lost run's log survived, the steps lost. */
+  const resumedJob = (
+    j: { job: string; checkpointAsset: string },
+    before: { state: string; runId?: string; step?: number },
+    started: { runId: string; pid: number },
+    seen: { startStep?: number; step?: number },
+    rpoSeconds: number,
+  ): RecoveredJob => {
+    const restoredStep = seen.startStep ?? 0;
+    // the lost run's newest step, if its log survived and it is not this recovery's own run
+    const stepAtFailure = before.state !== 'never-started' && before.runId !== started.runId && before.step !== undefined ? before.step : null;
+    return {
+      job: j.job,
+      checkpointAsset: j.checkpointAsset,
+      pid: started.pid,
+      restoredStep,
+      stepAtFailure,
+      confirmedStep: seen.step ?? restoredStep,
+      rpoSeconds,
+      rpoSteps: stepAtFailure === null ? null : Math.max(0, stepAtFailure - restoredStep),
+    };
+  };
+  const completed = (assets: RecoveredAsset[], jobs: RecoveredJob[], mode: RecoverNodeResult['mode']): RecoverNodeResult => {
+    progress.step = 'completed';
+    return {
+      node: input.node,
+      workflowId: wfId,
+      failedAt: input.failedAt,
+      startedAt: new Date(startedMs).toISOString(),
+      finishedAt: new Date(Date.now()).toISOString(),
+      durationMs: Date.now() - startedMs,
+      assets,
+      jobs,
+      steps: [...progress.done],
+      mode,
+    };
+  };
+
   const compensations: { name: string; run: () => Promise<unknown> }[] = [];
   const step = async <T>(name: string, f: () => Promise<T>): Promise<T> => {
     progress.step = name;
@@ -206,33 +244,11 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
         // the job died: it resumes from the newest complete checkpoint in its (intact) checkpoint folder
         const started = await step(`start-job:${j.job}`, () => node.trainingJobStart({ job: j.job, runId: wfId.replace(/[^A-Za-z0-9._-]/g, '_'), resume: true }));
         const seen = await step(`confirm:${j.job}`, () => node.trainingJobWaitForStepBeyond({ job: j.job, step: 'start', timeoutSeconds: opts.progressTimeoutSeconds ?? 600 }));
-        const restoredStep = seen.startStep ?? 0;
-        const stepAtFailure = before.state !== 'never-started' && before.runId !== started.runId && before.step !== undefined ? before.step : null;
-        jobs.push({
-          job: j.job,
-          checkpointAsset: j.checkpointAsset,
-          pid: started.pid,
-          restoredStep,
-          stepAtFailure,
-          confirmedStep: seen.step ?? restoredStep,
-          rpoSeconds: 0,
-          rpoSteps: stepAtFailure === null ? null : Math.max(0, stepAtFailure - restoredStep),
-        });
+        // nothing came from storage: the data-loss window is the job's own, in steps
+        jobs.push(resumedJob(j, before, started, seen, 0));
       }
-      progress.step = 'completed';
       await audit(recoveryEnded({ node: input.node, assets: 0, jobs: jobs.length, durationMs: Date.now() - startedMs }, { ok: true }));
-      return {
-        node: input.node,
-        workflowId: wfId,
-        failedAt: input.failedAt,
-        startedAt: new Date(startedMs).toISOString(),
-        finishedAt: new Date(Date.now()).toISOString(),
-        durationMs: Date.now() - startedMs,
-        assets: [],
-        jobs,
-        steps: [...progress.done],
-        mode: 'restart',
-      };
+      return completed([], jobs, 'restart');
     }
 
     // ---- choose every snapshot before building anything ---------------------------------------
@@ -324,35 +340,11 @@ export async function recoverNodeWorkflow(input: RecoverNodeInput): Promise<Reco
       });
       const seen = await step(`confirm:${j.job}`, () => node.trainingJobWaitForStepBeyond({ job: j.job, step: 'start', timeoutSeconds: opts.progressTimeoutSeconds ?? 600 }));
       const ck = assets.find((x) => x.asset === j.checkpointAsset)!;
-      const restoredStep = seen.startStep ?? 0;
-      // the lost run's newest step, if its log survived and it is not this recovery's own run
-      const stepAtFailure = before.state !== 'never-started' && before.runId !== started.runId && before.step !== undefined ? before.step : null;
-      jobs.push({
-        job: j.job,
-        checkpointAsset: j.checkpointAsset,
-        pid: started.pid,
-        restoredStep,
-        stepAtFailure,
-        confirmedStep: seen.step ?? restoredStep,
-        rpoSeconds: Math.max(0, Math.round((failedAtMs - Date.parse(ck.snapshotTime)) / 1000)),
-        rpoSteps: stepAtFailure === null ? null : Math.max(0, stepAtFailure - restoredStep),
-      });
+      jobs.push(resumedJob(j, before, started, seen, Math.max(0, Math.round((failedAtMs - Date.parse(ck.snapshotTime)) / 1000))));
     }
 
-    progress.step = 'completed';
     await audit(recoveryEnded({ node: input.node, assets: assets.length, jobs: jobs.length, durationMs: Date.now() - startedMs }, { ok: true }));
-    return {
-      node: input.node,
-      workflowId: wfId,
-      failedAt: input.failedAt,
-      startedAt: new Date(startedMs).toISOString(),
-      finishedAt: new Date(Date.now()).toISOString(),
-      durationMs: Date.now() - startedMs,
-      assets,
-      jobs,
-      steps: [...progress.done],
-      mode: 'rebuild',
-    };
+    return completed(assets, jobs, 'rebuild');
   } catch (err) {
     const failedStep = progress.failedStep ?? progress.step;
     progress.step = 'compensating';

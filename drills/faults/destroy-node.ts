@@ -45,9 +45,10 @@ export const destroyNode: FaultInjector<Spec> = {
       st = { injectedAt: new Date().toISOString(), jobs: nodeJobs(ctx, spec.node).filter((j) => jobProgress(ctx.config, j).state === 'running'), moved: false };
       writeFaultState(ctx, st);
     }
-    // processes first (SIGKILL: no grace), then the folder; each step is safe to repeat
-    for (const j of nodeJobs(ctx, spec.node)) await stopTrainingJob(ctx.config, j, 0);
+    // processes first (SIGKILL: no grace) — the agent before its jobs, so no probe answer reports the
+    // jobs' deaths as a job failure — then the folder; each step is safe to repeat
     await new LocalNodeProvider(ctx.config, { agentGraceMs: 0 }).stopAgent(spec.node);
+    for (const j of nodeJobs(ctx, spec.node)) await stopTrainingJob(ctx.config, j, 0);
     if (!st.moved) {
       if (existsSync(root)) move(root, savedRoot(ctx.stateDir));
       st = { ...st, moved: true };

@@ -11,7 +11,10 @@ import { crashOrchestrator } from './crash-orchestrator';
 import { destroyNode } from './destroy-node';
 import { killNodeAgent } from './kill-node-agent';
 import { killTrainingJob } from './kill-training-job';
+import { networkFault } from './network';
 import { ransomware } from './ransomware';
+import { storageOutageFault } from './storage-outage';
+import { corruptObjectFault, deleteObjectFault } from './stored-object';
 
 type Injectors = { [K in FaultKind]?: FaultInjector<Extract<FaultSpec, { kind: K }>> };
 
@@ -21,6 +24,10 @@ export const FAULT_INJECTORS: Injectors = {
   'destroy-node': destroyNode,
   'crash-orchestrator': crashOrchestrator,
   ransomware,
+  'corrupt-object': corruptObjectFault,
+  'delete-object': deleteObjectFault,
+  'storage-outage': storageOutageFault,
+  network: networkFault,
 };
 
 export function faultInjector(kind: FaultKind): FaultInjector {

@@ -62,6 +62,11 @@ import { DEFAULT_RETRY_POLICY, type RetryPolicy, RetryExhaustedError, type Retry
 export interface S3StoreOptions {
   /** e.g. `http://127.0.0.1:9000` for MinIO; omit for AWS. */
   endpoint?: string;
+  /**
+   * Asked on every request: an endpoint to use instead of `endpoint` right now
+   * (a drill's fault proxy), or undefined for `endpoint` itself.
+   */
+  endpointRoute?: () => string | undefined;
   region: string;
   bucket: string;
   /** Root of the repository inside the bucket ('' allowed); surrounding slashes are ignored. */
@@ -337,8 +342,9 @@ export class S3ObjectStore implements ObjectStore {
     this.defaultPartSize = opts.partSize ?? DEFAULT_PART_SIZE;
     this.defaultConcurrency = Math.max(1, opts.concurrency ?? DEFAULT_CONCURRENCY);
     this.#secrets = [opts.credentials.secretAccessKey, opts.credentials.accessKeyId].filter((s) => s && s.length >= 4);
+    const { endpoint, endpointRoute } = opts;
     this.client = new S3Client({
-      endpoint: opts.endpoint,
+      endpoint: endpoint && endpointRoute ? async () => ({ url: new URL(endpointRoute() ?? endpoint) }) : endpoint,
       region: opts.region,
       forcePathStyle: opts.forcePathStyle ?? Boolean(opts.endpoint),
       credentials: { accessKeyId: opts.credentials.accessKeyId, secretAccessKey: opts.credentials.secretAccessKey },

@@ -237,7 +237,7 @@ describe('RecoverNodeWorkflow', () => {
         ['weights', 'models-and-datasets', 'last-verified', true],
         ['ckpt', 'checkpoints', 'last-verified', true],
       ]);
-      expect(result.steps.slice(0, 5)).toEqual(['plan', 'choose-snapshots', 'provision', 'start-agent', 'wait-for-agent']);
+      expect(result.steps.slice(0, 6)).toEqual(['plan', 'inspect-root', 'choose-snapshots', 'provision', 'start-agent', 'wait-for-agent']);
       expect(result.steps).toContain('confirm:train');
       const job = result.jobs[0]!;
       expect(job).toMatchObject({ job: 'train', checkpointAsset: 'ckpt', restoredStep: backedUpStep, stepAtFailure, rpoSteps: stepAtFailure - backedUpStep });
@@ -320,7 +320,7 @@ describe('RecoverNodeWorkflow', () => {
       expect(failure.message).toMatch(/failed at step restore:weights: .*not empty/);
       expect(failure.details?.[0]).toEqual({ failedStep: 'restore:weights', undone: ['stop-agent', 'teardown'], problems: [] });
       const progress = await handle.query<{ done: string[] }>('progress');
-      expect(progress.done).toEqual(['plan', 'choose-snapshots', 'provision', 'start-agent', 'wait-for-agent', 'restore:platform', 'restore:spiral']);
+      expect(progress.done).toEqual(['plan', 'inspect-root', 'choose-snapshots', 'provision', 'start-agent', 'wait-for-agent', 'restore:platform', 'restore:spiral']);
       expect(existsSync(s.nodeRoot)).toBe(false);
       expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
       expect(processesOf(s)).toEqual([]);

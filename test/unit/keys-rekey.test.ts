@@ -19,7 +19,7 @@ import { encodeRecord } from '../../engine/records';
 import { opensWith, reencryptPacks, resignEnvelope, rewrapMetadata } from '../../engine/rekey';
 import { Repository } from '../../engine/repository';
 import { Lease } from '../../engine/leases';
-import { collectGarbage, KEY_REVOCATION_LEASE } from '../../engine/retention';
+import { collectGarbage, KEY_REVOCATION_LEASE, KEY_ROTATION_LEASE } from '../../engine/retention';
 import { restore } from '../../engine/restorer';
 import { listHolds, placeHold } from '../../engine/verification';
 import { objectsOpenedBy } from '../../tenancy/key-rotation';
@@ -153,12 +153,15 @@ describe('key rotation in the engine', () => {
 });
 
 describe('garbage collection and key revocation', () => {
-  it('collection defers while a key revocation holds its lease, and runs again once it is released', async () => {
+  it.each([
+    [KEY_REVOCATION_LEASE, 'key revocation'],
+    [KEY_ROTATION_LEASE, 'key rotation'],
+  ])('collection defers while a %s lease is live, and runs again once it is released', async (purpose, words) => {
     const store = new MemoryObjectStore();
     const { repo } = await makeRepository(store);
-    const lease = await Lease.acquire(store, KEY_REVOCATION_LEASE);
+    const lease = await Lease.acquire(store, purpose);
     const deferred = await collectGarbage(repo, { graceMs: 0 });
-    expect(deferred.deferred).toEqual([{ tombstone: '*', reason: `a key revocation (lease ${lease.record.id}) is re-encrypting this repository; collection runs next time` }]);
+    expect(deferred.deferred).toEqual([{ tombstone: '*', reason: `a ${words} (lease ${lease.record.id}) is re-encrypting this repository; collection runs next time` }]);
     await lease.release();
     expect((await collectGarbage(repo, { graceMs: 0 })).deferred).toEqual([]);
     // Collection's own lease is gone afterwards.
