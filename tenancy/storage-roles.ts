@@ -36,7 +36,7 @@ export interface IamPolicy {
 
 /** Repository prefixes garbage collection may delete in (FORMAT.md); `verifications/` and `bom/` hold records of forgotten snapshots. */
 export const COLLECTABLE_PREFIXES = ['data/', 'index/', 'snapshots/', 'tombstones/', 'locks/', 'verifications/', 'bom/'] as const;
-/** What a backup (with its Model BOM, and an incident's hold / quarantine record) writes. */
+/** What a backup (with its Model BOM) and an incident's hold / quarantine record write. */
 const BACKUP_WRITES = ['data/', 'index/', 'snapshots/', 'locks/', 'holds/', 'quarantine/', 'bom/'] as const;
 
 const arn = (bucket: string, key = '') => `arn:aws:s3:::${bucket}${key === '' ? '' : `/${key}`}`;

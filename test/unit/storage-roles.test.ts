@@ -24,6 +24,7 @@ describe('role policies', () => {
     const p = rolePolicy('backup', scope);
     expect(allows(p, 's3:PutObject', obj('tenants/acme/data/ab/abcd'))).toBe(true);
     expect(allows(p, 's3:PutObject', obj('tenants/globex/snapshots/1'))).toBe(true);
+    expect(allows(p, 's3:PutObject', obj('tenants/acme/bom/1'))).toBe(true);
     expect(allows(p, 's3:GetObject', obj('tenants/acme/config'))).toBe(true);
     expect(allows(p, 's3:PutObject', obj('tenants/acme/config'))).toBe(false);
     expect(allows(p, 's3:PutObject', obj('tenants/acme/tombstones/1'))).toBe(false);
