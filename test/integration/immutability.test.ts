@@ -36,6 +36,9 @@ import { describeTree, makeAsset } from '../support/engine-fixtures';
 import { runCli, cleanEnv, parseJson } from '../support/cli';
 import { connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 import { testS3Client } from '../support/services';
+import { faultContext } from '../support/faults';
+import { corruptObjectFault } from '../../drills/faults/stored-object';
+import type { FaultSpec } from '../../drills/scenario';
 
 let env: LifelineEnv;
 let client: Client;
@@ -326,4 +329,19 @@ describe('cross-tenant restore', () => {
     // The refusal names no secret.
     for (const c of Object.values(env.roles!.restore!)) expect(messages.join(' ')).not.toContain(c.secretAccessKey);
   }, 300_000);
+});
+
+describe('drills on an Object Lock bucket', () => {
+  it("corrupt-object removes the locked original with the admin's governance bypass, so the damage is real; revert puts it back", async () => {
+    const spec: FaultSpec = { kind: 'corrupt-object', at: '0s', target: { asset: 'model', snapshot: 'newest', object: 'pack' } };
+    const ctx = faultContext(env.config, 'immutability-drill', 'f0-corrupt-object');
+    const injected = await corruptObjectFault.inject(ctx, spec, 'f0-corrupt-object');
+    const key = `${env.repoPrefix}${String(injected.detail.key)}`;
+    const packId = key.split('/').pop()!;
+    const { versions } = await versionsOf(env.bucket, key);
+    expect(versions).toHaveLength(1);
+    expect(await sha256Of(env.bucket, key)).not.toBe(packId);
+    await corruptObjectFault.revert(ctx, spec, 'f0-corrupt-object');
+    expect(await sha256Of(env.bucket, key)).toBe(packId);
+  }, 120_000);
 });
