@@ -14,20 +14,16 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import type { AuditEntry } from '../../audit/entry';
-import { loadConfig, type LoadedConfig } from '../../config/load';
-import { createBufferLogger } from '../../logging/logger';
-import { LocalNodeProvider } from '../../nodes/local';
 import { TenantRepositories } from '../../tenancy/repositories';
-import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import type { IncidentView } from '../../workflows/incident';
 import { parseJson, runCli } from '../support/cli';
 import { fetchHistories, pemNeedles, scanHistory, type Needle } from '../support/history-scan';
-import { connect, makeEnv, removeEnv, spawnNodeAgent, type ChildAgent, type LifelineEnv } from '../support/lifeline-env';
+import { makeEnv, type LifelineEnv } from '../support/lifeline-env';
 import { uniqueTaskQueue } from '../support/services';
+import { editConfig, startNodeRig, tearDownNode, type NodeRig } from '../support/training-node';
 import { until } from '../support/until';
 
 /** The confidential asset: names that must never leave the node in plaintext. */
@@ -45,33 +41,23 @@ describe('Temporal histories of a backup → incident → recovery run', () => {
     const nodeRoot = join(base, 'node');
     const vault = join(nodeRoot, 'vault');
     let env: LifelineEnv | undefined;
-    let config: LoadedConfig | undefined;
-    let connection: Connection | undefined;
-    let orchestrator: LifelineWorker | undefined;
-    let orchestratorDone: Promise<void> | undefined;
-    let agent: ChildAgent | undefined;
+    let rig: NodeRig | undefined;
     try {
       for (const [name, content] of Object.entries(CONFIDENTIAL_FILES)) {
         await mkdir(join(vault, name, '..'), { recursive: true });
         await writeFile(join(vault, name), content);
       }
       env = await makeEnv('hscan', { audit: true, assets: { vault: { kind: 'dataset', path: vault } } });
-      const raw = parse(await readFile(env.configFile, 'utf8')) as Record<string, any>;
-      raw.nodes[env.node].root = nodeRoot;
-      raw.incident = { recovery: 'recover-node', approvalTimeout: '1h' };
-      await writeFile(env.configFile, stringify(raw), { mode: 0o600 });
-      config = loadConfig({ configPath: env.configFile, env: {} });
-      const cfg = config;
+      env = await editConfig(env, (raw) => {
+        raw.nodes[env!.node].root = nodeRoot;
+        raw.incident = { recovery: 'recover-node', approvalTimeout: '1h' };
+      });
+      const cfg = env.config;
       const { node, taskQueue } = env;
       const cli = (args: string[]) => runCli(['--config', env!.configFile, ...args], { timeoutMs: 180_000 });
 
-      const c = await connect(env);
-      connection = c.connection;
-      const client: Client = c.client;
-      orchestrator = await createLifelineWorker({ config: cfg, role: 'orchestrator', logger: createBufferLogger({ level: 'info' }).logger, taskQueue });
-      orchestratorDone = orchestrator.run();
-      orchestratorDone.catch(() => undefined);
-      agent = await spawnNodeAgent(env);
+      rig = await startNodeRig(env);
+      const client: Client = rig.client;
 
       // ---- backup and verification ----
       const backupId = `hscan-backup-${Date.now()}`;
@@ -80,8 +66,8 @@ describe('Temporal histories of a backup → incident → recovery run', () => {
       await client.workflow.execute('verifyWorkflow', { taskQueue, workflowId: verifyId, args: [{ asset: 'vault' }] });
 
       // ---- the node is lost ----
-      await agent.kill('SIGKILL');
-      agent = undefined;
+      await rig.agent!.kill('SIGKILL');
+      rig.agent = undefined;
       await rm(nodeRoot, { recursive: true, force: true });
 
       // ---- incident, approved through the CLI; the node is rebuilt and the asset restored ----
@@ -175,17 +161,7 @@ describe('Temporal histories of a backup → incident → recovery run', () => {
       const verified = await cli(['audit', 'verify', '--no-witness', '--json']);
       expect(verified.code, verified.stderr).toBe(0);
     } finally {
-      if (config && env) await new LocalNodeProvider(config).stopAgent(env.node).catch(() => undefined);
-      await agent?.kill().catch(() => undefined);
-      try {
-        orchestrator?.worker.shutdown();
-      } catch {
-        // already stopping
-      }
-      await orchestratorDone?.catch(() => undefined);
-      await connection?.close();
-      await rm(base, { recursive: true, force: true });
-      await removeEnv(env);
+      await tearDownNode({ env, rig, base });
     }
   }, 900_000);
 });

@@ -12,139 +12,71 @@
  * uninterrupted run's weights, and the summary states the larger data-loss
  * window (RPO) of the older checkpoint.
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import { WorkflowFailedError } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { incidentMarkId } from '../../activities/incident';
 import { nodeHealthId } from '../../cli/incident';
 import { applicationFailureOf } from '../../cli/runs';
-import { loadConfig, type LoadedConfig } from '../../config/load';
-import { LIFELINE_ROOT } from '../../config/root';
 import { listHolds } from '../../engine/verification';
 import type { IncidentStatus } from '../../incidents/model';
-import { createBufferLogger } from '../../logging/logger';
 import { LocalNodeProvider } from '../../nodes/local';
-import { jobProgress, startTrainingJob, stopTrainingJob } from '../../training/jobs';
-import { TenantRepositories, tenantLocation } from '../../tenancy/repositories';
+import { jobProgress, startTrainingJob } from '../../training/jobs';
+import { TenantRepositories } from '../../tenancy/repositories';
 import { testS3Client } from '../support/services';
-import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import type { IncidentView } from '../../workflows/incident';
 import type { NodeHealthView } from '../../workflows/node-health';
 import type { RecoverNodeResult } from '../../workflows/recover-node';
 import { parseJson, runCli } from '../support/cli';
-import { connect, makeEnv, removeEnv, spawnNodeAgent, type ChildAgent, type LifelineEnv } from '../support/lifeline-env';
+import type { LifelineEnv } from '../support/lifeline-env';
+import {
+  dataKeys,
+  makeTrainingNodeEnv,
+  processesOf,
+  referenceWeights,
+  startNodeRig,
+  tearDownNode,
+  TRAINING_ASSETS as ASSETS,
+  type NodeRig,
+  type TrainerOptions,
+} from '../support/training-node';
+import { until } from '../support/until';
 
-const run = promisify(execFile);
 const STEPS = 200;
-const ASSETS = ['platform', 'weights', 'spiral', 'ckpt'] as const;
+const TRAINER: TrainerOptions = { steps: STEPS, checkpointEvery: 40, stepDelayMs: 25 };
 const LOST_AFTER_S = 8;
-
-async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 240_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-/** Processes whose command line names the node (its agent) or the node's folder (its trainer). */
-function processesOf(node: string, nodeRoot: string): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.includes(node) || cmd.includes(nodeRoot)) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
-const trainerArgs = (ckpt: string, data: string, extra: string[] = []) => [
-  '--import', 'tsx', 'trainer/train.ts', '--steps', String(STEPS), '--checkpoint-dir', ckpt, '--checkpoint-every', '40', '--keep', '3', '--data', data, ...extra,
-];
 
 describe('incident response: corrupt newest checkpoint, end to end', () => {
   it('the newest checkpoint snapshot is corrupt before the node is lost: recovery resumes from the previous verified checkpoint and the summary states the larger RPO', async () => {
     const base = await mkdtemp(join(tmpdir(), 'lifeline-incident-corrupt-e2e-'));
     const nodeRoot = join(base, 'node');
     let env: LifelineEnv | undefined;
-    let config: LoadedConfig | undefined;
-    let connection: Connection | undefined;
-    let client: Client | undefined;
-    let orchestrator: LifelineWorker | undefined;
-    let orchestratorDone: Promise<void> | undefined;
-    let agent: ChildAgent | undefined;
+    let rig: NodeRig | undefined;
     const workflows: string[] = [];
     try {
       // ---- a node with a platform config, a model, a data set and checkpoints; a training job; incidents recover nodes ----
-      for (const d of ['etc', 'model', 'data', 'ckpt']) await mkdir(join(nodeRoot, d), { recursive: true });
-      env = await makeEnv('incident-corrupt', {
-        assets: {
-          platform: { kind: 'platform-config', path: join(nodeRoot, 'etc') },
-          weights: { kind: 'model', path: join(nodeRoot, 'model') },
-          spiral: { kind: 'dataset', path: join(nodeRoot, 'data') },
-          ckpt: { kind: 'checkpoint', path: join(nodeRoot, 'ckpt'), checkpoint: { completion: 'rename' } },
-        },
+      env = await makeTrainingNodeEnv('incident-corrupt', nodeRoot, {
+        trainer: TRAINER,
+        incident: { recovery: 'recover-node', approvalTimeout: '1h', nodeProbeEvery: '1s', nodeLostAfter: `${LOST_AFTER_S}s` },
       });
-      const raw = parse(await readFile(env.configFile, 'utf8')) as Record<string, any>;
-      raw.nodes[env.node].root = nodeRoot;
-      raw.trainingJobs = {
-        train: {
-          node: env.node,
-          command: [process.execPath, ...trainerArgs(join(nodeRoot, 'ckpt'), join(nodeRoot, 'data'), ['--step-delay-ms', '25'])],
-          workingDir: LIFELINE_ROOT,
-          checkpointAsset: 'ckpt',
-        },
-      };
-      raw.incident = { recovery: 'recover-node', approvalTimeout: '1h', nodeProbeEvery: '1s', nodeLostAfter: `${LOST_AFTER_S}s` };
-      await writeFile(env.configFile, stringify(raw), { mode: 0o600 });
-      config = loadConfig({ configPath: env.configFile, env: {} });
-      const cfg = config;
+      const cfg = env.config;
       const node = env.node;
       const taskQueue = env.taskQueue;
       const cli = (args: string[], timeoutMs = 180_000) => runCli(['--config', env!.configFile, ...args], { timeoutMs });
 
-      await writeFile(join(nodeRoot, 'etc', 'platform.json'), JSON.stringify({ scheduler: 'local', gpus: 0 }));
-      await writeFile(join(nodeRoot, 'model', 'README.txt'), 'spiral MLP 2-32-32-3\n');
-      await run(process.execPath, ['--import', 'tsx', 'trainer/make-dataset.ts', '--out', join(nodeRoot, 'data')], { cwd: LIFELINE_ROOT });
       // the uninterrupted run
-      const ref = await run(process.execPath, trainerArgs(join(base, 'reference', 'ckpt'), join(nodeRoot, 'data')), { cwd: LIFELINE_ROOT, maxBuffer: 1 << 24 });
-      const referenceHash = ref.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; weightsSha256?: string }).find((e) => e.event === 'done')?.weightsSha256;
+      const referenceHash = await referenceWeights(join(nodeRoot, 'data'), join(base, 'reference', 'ckpt'), TRAINER);
       expect(referenceHash).toMatch(/^[0-9a-f]{64}$/);
 
-      const c = await connect(env);
-      connection = c.connection;
-      client = c.client;
-      const cl = client;
-      orchestrator = await createLifelineWorker({ config: cfg, role: 'orchestrator', logger: createBufferLogger({ level: 'info' }).logger, taskQueue });
-      orchestratorDone = orchestrator.run();
-      orchestratorDone.catch(() => undefined);
-      agent = await spawnNodeAgent(env);
+      rig = await startNodeRig(env);
+      const cl = rig.client;
+      const agent = rig.agent!;
 
-      const dataKeys = async (): Promise<Set<string>> => {
-        const prefix = `${tenantLocation(cfg, env!.tenant, cfg.storage).prefix}data/`;
-        const keys = new Set<string>();
-        let token: string | undefined;
-        do {
-          const page = await testS3Client().send(new ListObjectsV2Command({ Bucket: env!.bucket, Prefix: prefix, ContinuationToken: token }));
-          for (const o of page.Contents ?? []) keys.add(o.Key!);
-          token = page.IsTruncated ? page.NextContinuationToken : undefined;
-        } while (token);
-        return keys;
-      };
       const backupAndVerify = async (asset: string): Promise<string> => {
         const b = (await cl.workflow.execute('backupWorkflow', { taskQueue, workflowId: `test-corrupt-backup-${asset}-${Date.now()}`, args: [{ asset, trigger: 'manual' }] })) as { snapshotId: string };
         const v = (await cl.workflow.execute('verifyWorkflow', { taskQueue, workflowId: `test-corrupt-verify-${asset}-${Date.now()}`, args: [{ asset }] })) as { verified: number };
@@ -187,11 +119,11 @@ describe('incident response: corrupt newest checkpoint, end to end', () => {
         expect(newerStep).toBeGreaterThan(olderStep);
         newerBefore = Date.now();
         for (const asset of ASSETS.filter((a) => a !== 'ckpt')) newer[asset] = await backupAndVerify(asset);
-        const keysBefore = await dataKeys();
+        const keysBefore = await dataKeys(env);
         newer.ckpt = await backupAndVerify('ckpt');
         newerAt = Date.now();
         expect(newer.ckpt).not.toBe(older.ckpt);
-        const added = [...(await dataKeys())].filter((k) => !keysBefore.has(k));
+        const added = [...(await dataKeys(env))].filter((k) => !keysBefore.has(k));
         expect(added.length).toBeGreaterThan(0);
         // one pack of the newer checkpoint snapshot is overwritten through S3; a deep verification marks it corrupt
         await testS3Client().send(new PutObjectCommand({ Bucket: env.bucket, Key: added[0]!, Body: randomBytes(4096) }));
@@ -226,7 +158,7 @@ describe('incident response: corrupt newest checkpoint, end to end', () => {
       await until('training past the backup', () => ((jobProgress(cfg, 'train').step ?? 0) >= newerStep + 20 ? true : undefined));
       process.kill(-started.pid, 'SIGKILL');
       await agent.kill('SIGKILL');
-      agent = undefined;
+      rig.agent = undefined;
       const killedAt = Date.now();
       await until('the trainer to die', () => (jobProgress(cfg, 'train').state === 'running' ? undefined : true));
       await rm(nodeRoot, { recursive: true, force: true });
@@ -363,21 +295,8 @@ describe('incident response: corrupt newest checkpoint, end to end', () => {
       expect(left).toEqual([]);
       console.log(`incident corrupt-checkpoint e2e: steps a=${olderStep} b=${newerStep} failure=${stepAtFailure}; detected after ${detectedAfterMs} ms; RPO ${s.dataLossWindowSeconds} s (${stepAtFailure - olderStep} steps; newer checkpoint would have been <= ${newerWindowAtMost.toFixed(1)} s, ${stepAtFailure - newerStep} steps); time to recover ${s.timeToRecoverSeconds} s`);
     } finally {
-      for (const id of workflows) await client?.workflow.getHandle(id).terminate('test cleanup').catch(() => undefined);
-      if (config) {
-        await stopTrainingJob(config, 'train', 2000).catch(() => undefined);
-        await new LocalNodeProvider(config).stopAgent(env!.node).catch(() => undefined);
-      }
-      await agent?.kill().catch(() => undefined);
-      try {
-        orchestrator?.worker.shutdown();
-      } catch {
-        // already stopping
-      }
-      await orchestratorDone?.catch(() => undefined);
-      await connection?.close();
-      await rm(base, { recursive: true, force: true });
-      await removeEnv(env);
+      for (const id of workflows) await rig?.client.workflow.getHandle(id).terminate('test cleanup').catch(() => undefined);
+      await tearDownNode({ env, rig, base });
     }
   }, 1_200_000);
 });

@@ -13,108 +13,55 @@
  * points, the data-loss window (RPO) and the time to recover, and the holds
  * are released.
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
-import type { Client, Connection } from '@temporalio/client';
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
 import { incidentMarkId } from '../../activities/incident';
 import { nodeHealthId } from '../../cli/incident';
-import { loadConfig, type LoadedConfig } from '../../config/load';
-import { LIFELINE_ROOT } from '../../config/root';
 import { listHolds } from '../../engine/verification';
 import type { IncidentStatus } from '../../incidents/model';
-import { createBufferLogger } from '../../logging/logger';
 import { LocalNodeProvider } from '../../nodes/local';
-import { jobProgress, startTrainingJob, stopTrainingJob } from '../../training/jobs';
+import { jobProgress, startTrainingJob } from '../../training/jobs';
 import { TenantRepositories } from '../../tenancy/repositories';
-import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import type { IncidentView } from '../../workflows/incident';
 import type { NodeHealthView } from '../../workflows/node-health';
 import type { RecoverNodeResult } from '../../workflows/recover-node';
 import { parseJson, runCli } from '../support/cli';
-import { connect, makeEnv, removeEnv, spawnNodeAgent, type ChildAgent, type LifelineEnv } from '../support/lifeline-env';
+import type { LifelineEnv } from '../support/lifeline-env';
+import { makeTrainingNodeEnv, referenceWeights, startNodeRig, tearDownNode, TRAINING_ASSETS as ASSETS, type NodeRig, type TrainerOptions } from '../support/training-node';
+import { until } from '../support/until';
 
-const run = promisify(execFile);
 const STEPS = 200;
-const ASSETS = ['platform', 'weights', 'spiral', 'ckpt'] as const;
+const TRAINER: TrainerOptions = { steps: STEPS, checkpointEvery: 40, stepDelayMs: 25 };
 const LOST_AFTER_S = 8;
-
-async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 240_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
-
-const trainerArgs = (ckpt: string, data: string, extra: string[] = []) => [
-  '--import', 'tsx', 'trainer/train.ts', '--steps', String(STEPS), '--checkpoint-dir', ckpt, '--checkpoint-every', '40', '--keep', '3', '--data', data, ...extra,
-];
 
 describe('incident response: node lost, end to end', () => {
   it('a destroyed node is detected, the incident waits for approval through the CLI, the node is rebuilt and training ends with the uninterrupted weights', async () => {
     const base = await mkdtemp(join(tmpdir(), 'lifeline-incident-e2e-'));
     const nodeRoot = join(base, 'node');
     let env: LifelineEnv | undefined;
-    let config: LoadedConfig | undefined;
-    let connection: Connection | undefined;
-    let client: Client | undefined;
-    let orchestrator: LifelineWorker | undefined;
-    let orchestratorDone: Promise<void> | undefined;
-    let agent: ChildAgent | undefined;
+    let rig: NodeRig | undefined;
     const workflows: string[] = [];
     try {
       // ---- a node with a platform config, a model, a data set and checkpoints; a training job; incidents recover nodes ----
-      for (const d of ['etc', 'model', 'data', 'ckpt']) await mkdir(join(nodeRoot, d), { recursive: true });
-      env = await makeEnv('incident-e2e', {
-        assets: {
-          platform: { kind: 'platform-config', path: join(nodeRoot, 'etc') },
-          weights: { kind: 'model', path: join(nodeRoot, 'model') },
-          spiral: { kind: 'dataset', path: join(nodeRoot, 'data') },
-          ckpt: { kind: 'checkpoint', path: join(nodeRoot, 'ckpt'), checkpoint: { completion: 'rename' } },
-        },
+      env = await makeTrainingNodeEnv('incident-e2e', nodeRoot, {
+        trainer: TRAINER,
+        incident: { recovery: 'recover-node', approvalTimeout: '1h', nodeProbeEvery: '1s', nodeLostAfter: `${LOST_AFTER_S}s` },
       });
-      const raw = parse(await readFile(env.configFile, 'utf8')) as Record<string, any>;
-      raw.nodes[env.node].root = nodeRoot;
-      raw.trainingJobs = {
-        train: {
-          node: env.node,
-          command: [process.execPath, ...trainerArgs(join(nodeRoot, 'ckpt'), join(nodeRoot, 'data'), ['--step-delay-ms', '25'])],
-          workingDir: LIFELINE_ROOT,
-          checkpointAsset: 'ckpt',
-        },
-      };
-      raw.incident = { recovery: 'recover-node', approvalTimeout: '1h', nodeProbeEvery: '1s', nodeLostAfter: `${LOST_AFTER_S}s` };
-      await writeFile(env.configFile, stringify(raw), { mode: 0o600 });
-      config = loadConfig({ configPath: env.configFile, env: {} });
-      const cfg = config;
+      const cfg = env.config;
       const node = env.node;
       const taskQueue = env.taskQueue;
       const cli = (args: string[], timeoutMs = 180_000) => runCli(['--config', env!.configFile, ...args], { timeoutMs });
 
-      await writeFile(join(nodeRoot, 'etc', 'platform.json'), JSON.stringify({ scheduler: 'local', gpus: 0 }));
-      await writeFile(join(nodeRoot, 'model', 'README.txt'), 'spiral MLP 2-32-32-3\n');
-      await run(process.execPath, ['--import', 'tsx', 'trainer/make-dataset.ts', '--out', join(nodeRoot, 'data')], { cwd: LIFELINE_ROOT });
       // the uninterrupted run
-      const ref = await run(process.execPath, trainerArgs(join(base, 'reference', 'ckpt'), join(nodeRoot, 'data')), { cwd: LIFELINE_ROOT, maxBuffer: 1 << 24 });
-      const referenceHash = ref.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; weightsSha256?: string }).find((e) => e.event === 'done')?.weightsSha256;
+      const referenceHash = await referenceWeights(join(nodeRoot, 'data'), join(base, 'reference', 'ckpt'), TRAINER);
       expect(referenceHash).toMatch(/^[0-9a-f]{64}$/);
 
-      const c = await connect(env);
-      connection = c.connection;
-      client = c.client;
-      const cl = client;
-      orchestrator = await createLifelineWorker({ config: cfg, role: 'orchestrator', logger: createBufferLogger({ level: 'info' }).logger, taskQueue });
-      orchestratorDone = orchestrator.run();
-      orchestratorDone.catch(() => undefined);
-      agent = await spawnNodeAgent(env);
+      rig = await startNodeRig(env);
+      const cl = rig.client;
+      const agent = rig.agent!;
 
       // ---- the job runs; at checkpoint 80 it is paused while every asset is backed up and verified ----
       const started = await startTrainingJob(cfg, 'train', { runId: 'original' });
@@ -154,7 +101,7 @@ describe('incident response: node lost, end to end', () => {
       await until('training past the backup', () => ((jobProgress(cfg, 'train').step ?? 0) >= backedUpStep + 20 ? true : undefined));
       process.kill(-started.pid, 'SIGKILL');
       await agent.kill('SIGKILL');
-      agent = undefined;
+      rig.agent = undefined;
       const killedAt = Date.now();
       await until('the trainer to die', () => (jobProgress(cfg, 'train').state === 'running' ? undefined : true));
       await rm(nodeRoot, { recursive: true, force: true });
@@ -267,21 +214,8 @@ describe('incident response: node lost, end to end', () => {
       expect((await new LocalNodeProvider(cfg).isAgentUp(node)).up).toBe(true);
       console.log(`incident e2e: detected after ${detectedAfterMs} ms; RPO ${s.dataLossWindowSeconds} s (${stepAtFailure - backedUpStep} steps); time to recover ${s.timeToRecoverSeconds} s`);
     } finally {
-      for (const id of workflows) await client?.workflow.getHandle(id).terminate('test cleanup').catch(() => undefined);
-      if (config) {
-        await stopTrainingJob(config, 'train', 2000).catch(() => undefined);
-        await new LocalNodeProvider(config).stopAgent(env!.node).catch(() => undefined);
-      }
-      await agent?.kill().catch(() => undefined);
-      try {
-        orchestrator?.worker.shutdown();
-      } catch {
-        // already stopping
-      }
-      await orchestratorDone?.catch(() => undefined);
-      await connection?.close();
-      await rm(base, { recursive: true, force: true });
-      await removeEnv(env);
+      for (const id of workflows) await rig?.client.workflow.getHandle(id).terminate('test cleanup').catch(() => undefined);
+      await tearDownNode({ env, rig, base });
     }
   }, 1_200_000);
 });

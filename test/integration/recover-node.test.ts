@@ -9,36 +9,39 @@
  * resume from the previous verified one (larger RPO); a restore failing in the
  * middle undoes everything (no process, no node folder left).
  */
-import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
-import { ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
-import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
-import { loadConfig, type LoadedConfig } from '../../config/load';
-import { LIFELINE_ROOT } from '../../config/root';
-import { createBufferLogger } from '../../logging/logger';
+import type { LoadedConfig } from '../../config/load';
 import { LocalNodeProvider } from '../../nodes/local';
 import { readProcessRecord } from '../../nodes/processes';
-import { jobDir, jobProgress, startTrainingJob, stopTrainingJob } from '../../training/jobs';
-import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
+import { jobDir, jobProgress, startTrainingJob } from '../../training/jobs';
 import type { RecoverNodeResult } from '../../workflows/recover-node';
 import { applicationFailureOf } from '../../cli/runs';
-import { tenantLocation } from '../../tenancy/repositories';
 import { testS3Client } from '../support/services';
 import { parseJson, runCli } from '../support/cli';
-import { connect, makeEnv, removeEnv, spawnNodeAgent, type ChildAgent, type LifelineEnv } from '../support/lifeline-env';
+import type { LifelineEnv } from '../support/lifeline-env';
+import {
+  dataKeys,
+  makeTrainingNodeEnv,
+  processesOf,
+  referenceWeights,
+  startNodeRig,
+  tearDownNode,
+  TRAINING_ASSETS as ASSETS,
+  type NodeRig,
+  type TrainerOptions,
+} from '../support/training-node';
+import { until } from '../support/until';
 
-const run = promisify(execFile);
 const STEPS = 200;
-const ASSETS = ['platform', 'weights', 'spiral', 'ckpt'] as const;
+const TRAINER: TrainerOptions = { steps: STEPS, checkpointEvery: 40, stepDelayMs: 25 };
 
 interface Scenario {
   env: LifelineEnv;
@@ -46,100 +49,29 @@ interface Scenario {
   base: string;
   nodeRoot: string;
   client: Client;
+  rig: NodeRig;
   referenceHash: string;
-  agent?: ChildAgent;
   cleanup(): Promise<void>;
 }
-
-async function until<T>(what: string, f: () => T | undefined | Promise<T | undefined>, timeoutMs = 240_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await f();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-const trainerArgs = (ckpt: string, data: string, extra: string[] = []) => [
-  '--import', 'tsx', 'trainer/train.ts', '--steps', String(STEPS), '--checkpoint-dir', ckpt, '--checkpoint-every', '40', '--keep', '3', '--data', data, ...extra,
-];
 
 /** A node with a platform config, a model, a data set and a checkpoint folder, a training job, an orchestrator (in process) and a node agent (child process). */
 async function scenario(label: string, opts: { modelOutsideRoot?: boolean } = {}): Promise<Scenario> {
   const base = await mkdtemp(join(tmpdir(), 'lifeline-recover-node-'));
   const nodeRoot = join(base, 'node');
-  const modelPath = opts.modelOutsideRoot ? join(base, 'shared-model') : join(nodeRoot, 'model');
-  for (const d of [join(nodeRoot, 'etc'), modelPath, join(nodeRoot, 'data'), join(nodeRoot, 'ckpt')]) await mkdir(d, { recursive: true });
-  const env = await makeEnv(label, {
-    assets: {
-      platform: { kind: 'platform-config', path: join(nodeRoot, 'etc') },
-      weights: { kind: 'model', path: modelPath },
-      spiral: { kind: 'dataset', path: join(nodeRoot, 'data') },
-      ckpt: { kind: 'checkpoint', path: join(nodeRoot, 'ckpt'), checkpoint: { completion: 'rename' } },
-    },
-  });
-  // the node's root, and the training job that runs on it
-  const raw = parse(await readFile(env.configFile, 'utf8')) as Record<string, any>;
-  raw.nodes[env.node].root = nodeRoot;
-  raw.trainingJobs = {
-    train: {
-      node: env.node,
-      command: [process.execPath, ...trainerArgs(join(nodeRoot, 'ckpt'), join(nodeRoot, 'data'), ['--step-delay-ms', '25'])],
-      workingDir: LIFELINE_ROOT,
-      checkpointAsset: 'ckpt',
-    },
-  };
-  await writeFile(env.configFile, stringify(raw), { mode: 0o600 });
-  const config = loadConfig({ configPath: env.configFile, env: {} });
-
-  await writeFile(join(nodeRoot, 'etc', 'platform.json'), JSON.stringify({ scheduler: 'local', gpus: 0 }));
-  await writeFile(join(modelPath, 'README.txt'), 'spiral MLP 2-32-32-3\n');
-  await run(process.execPath, ['--import', 'tsx', 'trainer/make-dataset.ts', '--out', join(nodeRoot, 'data')], { cwd: LIFELINE_ROOT });
-  // the uninterrupted run
-  const refDir = join(base, 'reference');
-  const ref = await run(process.execPath, trainerArgs(join(refDir, 'ckpt'), join(nodeRoot, 'data')), { cwd: LIFELINE_ROOT, maxBuffer: 1 << 24 });
-  const done = ref.stdout.trim().split('\n').map((l) => JSON.parse(l) as { event: string; weightsSha256?: string }).find((e) => e.event === 'done');
-  await rm(refDir, { recursive: true, force: true });
-
-  let connection: Connection | undefined;
-  let orchestrator: LifelineWorker | undefined;
-  let orchestratorDone: Promise<void> | undefined;
-  const s: Scenario = {
-    env,
-    config,
-    base,
-    nodeRoot,
-    client: undefined as unknown as Client,
-    referenceHash: done!.weightsSha256!,
-    async cleanup() {
-      await stopTrainingJob(config, 'train', 2000).catch(() => undefined);
-      await new LocalNodeProvider(config).stopAgent(env.node).catch(() => undefined);
-      await s.agent?.kill().catch(() => undefined);
-      try {
-        orchestrator?.worker.shutdown();
-      } catch {
-        // already stopping
-      }
-      await orchestratorDone?.catch(() => undefined);
-      await connection?.close();
-      await rm(base, { recursive: true, force: true });
-      await removeEnv(env);
-    },
-  };
+  let env: LifelineEnv | undefined;
   try {
-    const c = await connect(env);
-    connection = c.connection;
-    s.client = c.client;
-    orchestrator = await createLifelineWorker({ config, role: 'orchestrator', logger: createBufferLogger({ level: 'info' }).logger, taskQueue: env.taskQueue });
-    orchestratorDone = orchestrator.run();
-    orchestratorDone.catch(() => undefined);
-    s.agent = await spawnNodeAgent(env);
+    env = await makeTrainingNodeEnv(label, nodeRoot, { trainer: TRAINER, ...(opts.modelOutsideRoot ? { modelPath: join(base, 'shared-model') } : {}) });
+    // the uninterrupted run
+    const refDir = join(base, 'reference');
+    const referenceHash = await referenceWeights(join(nodeRoot, 'data'), join(refDir, 'ckpt'), TRAINER);
+    await rm(refDir, { recursive: true, force: true });
+    const rig = await startNodeRig(env);
+    const e = env;
+    return { env: e, config: e.config, base, nodeRoot, client: rig.client, rig, referenceHash, cleanup: () => tearDownNode({ env: e, rig, base }) };
   } catch (err) {
-    await s.cleanup();
+    await tearDownNode({ env, base });
     throw err;
   }
-  return s;
 }
 
 async function backupAndVerify(s: Scenario, assets: readonly string[]): Promise<void> {
@@ -163,8 +95,8 @@ async function pausedAt<T>(s: Scenario, pid: number, step: number, during: (chec
 /** The node is lost: the trainer and the node agent are SIGKILLed and the node folder is wiped. Returns the newest step logged and the failure time. */
 async function destroyNode(s: Scenario, pid: number): Promise<{ stepAtFailure: number; failedAt: string }> {
   process.kill(-pid, 'SIGKILL');
-  await s.agent!.kill('SIGKILL');
-  s.agent = undefined;
+  await s.rig.agent!.kill('SIGKILL');
+  s.rig.agent = undefined;
   await until('the trainer to die', () => (jobProgress(s.config, 'train').state === 'running' ? undefined : true));
   await rm(s.nodeRoot, { recursive: true, force: true });
   return { stepAtFailure: jobProgress(s.config, 'train').step!, failedAt: new Date().toISOString() };
@@ -183,33 +115,6 @@ async function finished(s: Scenario) {
     const p = jobProgress(s.config, 'train');
     return p.state === 'running' ? undefined : p;
   }, 300_000);
-}
-
-async function dataKeys(s: Scenario): Promise<Set<string>> {
-  const prefix = `${tenantLocation(s.config, s.env.tenant, s.config.storage).prefix}data/`;
-  const keys = new Set<string>();
-  let token: string | undefined;
-  do {
-    const page = await testS3Client().send(new ListObjectsV2Command({ Bucket: s.env.bucket, Prefix: prefix, ContinuationToken: token }));
-    for (const o of page.Contents ?? []) keys.add(o.Key!);
-    token = page.IsTruncated ? page.NextContinuationToken : undefined;
-  } while (token);
-  return keys;
-}
-
-/** Processes whose command line names the node (its agent) or the node's folder (its trainer). */
-function processesOf(s: Scenario): number[] {
-  const out: number[] = [];
-  for (const e of readdirSync('/proc')) {
-    if (!/^\d+$/.test(e) || Number(e) === process.pid) continue;
-    try {
-      const cmd = readFileSync(`/proc/${e}/cmdline`, 'utf8');
-      if (cmd.includes(s.env.node) || cmd.includes(s.nodeRoot)) out.push(Number(e));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
 }
 
 // Loaded 2-core machines: generous per-test timeouts.
@@ -268,9 +173,9 @@ describe('RecoverNodeWorkflow', () => {
         return step;
       });
       const second = await pausedAt(s, started.pid, first + 40, async (step) => {
-        const before = await dataKeys(s);
+        const before = await dataKeys(s.env);
         await backupAndVerify(s, ['ckpt']);
-        const added = [...(await dataKeys(s))].filter((k) => !before.has(k));
+        const added = [...(await dataKeys(s.env))].filter((k) => !before.has(k));
         expect(added.length).toBeGreaterThan(0);
         // the newest snapshot's own pack is overwritten through S3; a deep verification marks it corrupt
         await testS3Client().send(new PutObjectCommand({ Bucket: s.env.bucket, Key: added[0]!, Body: randomBytes(4096) }));
@@ -303,8 +208,8 @@ describe('RecoverNodeWorkflow', () => {
     const s = await scenario('recover-fails', { modelOutsideRoot: true });
     try {
       await backupAndVerify(s, ASSETS);
-      await s.agent!.kill('SIGKILL');
-      s.agent = undefined;
+      await s.rig.agent!.kill('SIGKILL');
+      s.rig.agent = undefined;
       await rm(s.nodeRoot, { recursive: true, force: true });
 
       const handle = await s.client.workflow.start('recoverNodeWorkflow', {
@@ -323,7 +228,7 @@ describe('RecoverNodeWorkflow', () => {
       expect(progress.done).toEqual(['plan', 'inspect-root', 'choose-snapshots', 'provision', 'start-agent', 'wait-for-agent', 'restore:platform', 'restore:spiral']);
       expect(existsSync(s.nodeRoot)).toBe(false);
       expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
-      expect(processesOf(s)).toEqual([]);
+      expect(processesOf(s.env.node, s.nodeRoot)).toEqual([]);
       expect(jobProgress(s.config, 'train').state).toBe('never-started');
     } finally {
       await s.cleanup();
@@ -340,8 +245,8 @@ describe('RecoverNodeWorkflow', () => {
       }
       // the platform config is verified, the rest only backed up; the model's (unverified) snapshot is named explicitly
       await s.client.workflow.execute('verifyWorkflow', { taskQueue: s.env.taskQueue, workflowId: `test-recover-verify-${Date.now()}`, args: [{ asset: 'platform' }] });
-      await s.agent!.kill('SIGKILL');
-      s.agent = undefined;
+      await s.rig.agent!.kill('SIGKILL');
+      s.rig.agent = undefined;
       await rm(s.nodeRoot, { recursive: true, force: true });
 
       const bad = await runCli(['--config', s.env.configFile, 'recover', 'node', s.env.node, '--snapshot', 'nope=abcdef', '--task-queue', s.env.taskQueue]);
@@ -359,7 +264,7 @@ describe('RecoverNodeWorkflow', () => {
       expect(out.details[0]).toMatchObject({ failedStep: 'choose-snapshots', undone: [] });
       expect(existsSync(s.nodeRoot)).toBe(false);
       expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
-      expect(processesOf(s)).toEqual([]);
+      expect(processesOf(s.env.node, s.nodeRoot)).toEqual([]);
     } finally {
       await s.cleanup();
     }
@@ -369,8 +274,8 @@ describe('RecoverNodeWorkflow', () => {
     const s = await scenario('recover-cancel');
     try {
       await backupAndVerify(s, ASSETS);
-      await s.agent!.kill('SIGKILL');
-      s.agent = undefined;
+      await s.rig.agent!.kill('SIGKILL');
+      s.rig.agent = undefined;
       await rm(s.nodeRoot, { recursive: true, force: true });
 
       const handle = await s.client.workflow.start('recoverNodeWorkflow', {
@@ -390,7 +295,7 @@ describe('RecoverNodeWorkflow', () => {
       expect(details.problems).toEqual([]);
       expect(existsSync(s.nodeRoot)).toBe(false);
       expect((await new LocalNodeProvider(s.config).isAgentUp(s.env.node)).up).toBe(false);
-      expect(processesOf(s)).toEqual([]);
+      expect(processesOf(s.env.node, s.nodeRoot)).toEqual([]);
     } finally {
       await s.cleanup();
     }
