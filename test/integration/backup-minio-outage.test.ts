@@ -4,19 +4,17 @@
  * completes, and its snapshot restores byte-identical. Uses a private MinIO
  * (devstack code, free ports) so other tests are not disturbed.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureMinioCredentials, minioEndpoint, stackLayout, type StackSettings } from '../../devstack/layout';
-import { freePorts } from '../../devstack/process';
+import { minioEndpoint, type StackSettings } from '../../devstack/layout';
 import { down, up } from '../../devstack/stack';
 import { minioHealthy } from '../../devstack/health';
 import { backupWorkflow } from '../../workflows/backup';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { restoreWorkflow } from '../../workflows/restore';
 import { bucketUsage, connect, makeEnv, removeEnv, sha256File, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { privateMinioS3, privateStack, removePrivateStack } from '../support/private-stack';
 
 const MiB = 1024 ** 2;
 // Large enough that the outage starts well before the end even when backups run at several hundred MB/s.
@@ -30,15 +28,7 @@ const workers: RunningWorker[] = [];
 let connection: Connection | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lifeline-minio-outage-'));
-  const [port, uiPort, minioPort, consolePort] = await freePorts(4);
-  settings = {
-    dataDir: dir,
-    host: '127.0.0.1',
-    namespace: 'default',
-    temporal: { enabled: false, port: port!, uiPort: uiPort!, ui: false },
-    minio: { enabled: true, port: minioPort!, consolePort: consolePort! },
-  };
+  ({ dir, settings } = await privateStack('lifeline-minio-outage', { minio: true }));
   await up(settings, { healthTimeoutMs: 180_000 });
 }, 300_000);
 
@@ -46,18 +36,16 @@ afterAll(async () => {
   for (const w of workers) await w.stop();
   await connection?.close();
   await removeEnv(env);
-  if (settings) await down(settings).catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await removePrivateStack({ dir, settings });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('object store outage during a backup', () => {
   it('MinIO stopped for 30 s mid-backup: the backup waits, retries and completes; the restore is byte-identical', async () => {
-    const creds = ensureMinioCredentials(stackLayout(dir).minioCredentials);
     env = await makeEnv('minio-outage', {
       assets: { data: { kind: 'dataset' } },
-      s3: { endpoint: minioEndpoint(settings), accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+      s3: privateMinioS3({ dir, settings }),
     });
     const sha = await writeRandomFile(join(env.assetPath('data'), 'shard-000.bin'), SIZE);
     let client: Client;

@@ -5,19 +5,17 @@
  * byte-identical. Uses a private Temporal dev server (devstack code, free
  * ports) so other tests are not disturbed; storage is the shared MinIO.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection, WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { temporalHealthy } from '../../devstack/health';
 import { temporalAddress, type StackSettings } from '../../devstack/layout';
-import { freePorts } from '../../devstack/process';
-import { down, killService, up } from '../../devstack/stack';
+import { killService, up } from '../../devstack/stack';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { restoreWorkflow } from '../../workflows/restore';
 import { connect, makeEnv, removeEnv, sha256File, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { privateStack, removePrivateStack } from '../support/private-stack';
 
 const MiB = 1024 ** 2;
 const FILES = 10;
@@ -31,15 +29,7 @@ const workers: RunningWorker[] = [];
 let connection: Connection | undefined;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lifeline-temporal-restart-'));
-  const [port, uiPort, minioPort, consolePort] = await freePorts(4);
-  settings = {
-    dataDir: dir,
-    host: '127.0.0.1',
-    namespace: 'default',
-    temporal: { enabled: true, port: port!, uiPort: uiPort!, ui: false },
-    minio: { enabled: false, port: minioPort!, consolePort: consolePort! },
-  };
+  ({ dir, settings } = await privateStack('lifeline-temporal-restart', { temporal: true }));
   await up(settings, { healthTimeoutMs: 180_000 });
 }, 300_000);
 
@@ -47,8 +37,7 @@ afterAll(async () => {
   for (const w of workers) await w.stop();
   await connection?.close();
   await removeEnv(env);
-  if (settings) await down(settings).catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await removePrivateStack({ dir, settings });
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -8,17 +8,14 @@
  * completes; a second revert is a no-op. Refused for external storage, before
  * anything is stopped.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../../config/load';
 import { minioHealthy } from '../../devstack/health';
-import { ensureMinioCredentials, minioEndpoint, stackLayout, type StackSettings } from '../../devstack/layout';
-import { freePorts } from '../../devstack/process';
+import { minioEndpoint, stackLayout, type StackSettings } from '../../devstack/layout';
 import { down, runningRecord, up } from '../../devstack/stack';
 import type { RevertedFault } from '../../drills/fault';
 import { storageOutageFault } from '../../drills/faults/storage-outage';
@@ -33,6 +30,7 @@ import { createBufferLogger } from '../../logging/logger';
 import { createLifelineWorker, type LifelineWorker } from '../../workers/worker';
 import { uniqueTaskQueue } from '../support/services';
 import { connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { privateMinioS3, privateStack, removePrivateStack } from '../support/private-stack';
 
 const MiB = 1024 ** 2;
 let dir: string;
@@ -48,26 +46,17 @@ let drillDone: Promise<void> | undefined;
 const drillQueue = uniqueTaskQueue('drill-outage');
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lifeline-drill-outage-'));
-  const [port, uiPort, minioPort, consolePort] = await freePorts(4);
-  settings = {
-    dataDir: dir,
-    host: '127.0.0.1',
-    namespace: 'default',
-    temporal: { enabled: false, port: port!, uiPort: uiPort!, ui: false },
-    minio: { enabled: true, port: minioPort!, consolePort: consolePort! },
-  };
+  ({ dir, settings } = await privateStack('lifeline-drill-outage', { minio: true }));
   await up(settings, { healthTimeoutMs: 180_000 });
-  const creds = ensureMinioCredentials(stackLayout(dir).minioCredentials);
   env = await makeEnv('drill-storage-outage', {
     assets: { data: { kind: 'dataset' } },
-    s3: { endpoint: minioEndpoint(settings), accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+    s3: privateMinioS3({ dir, settings }),
   });
   // The same installation as the embedded stack sees it: no storage.endpoint, the private MinIO's data folder and ports.
   const raw = parse(await readFile(env.configFile, 'utf8')) as Record<string, any>;
   raw.storage = { bucket: env.bucket };
   raw.incident = { environment: 'staging', nodeProbeEvery: '2s', nodeLostAfter: '5m' };
-  raw.devstack = { dataDir: dir, host: '127.0.0.1', minio: { port: minioPort, consolePort } };
+  raw.devstack = { dataDir: dir, host: '127.0.0.1', minio: { port: settings.minio.port, consolePort: settings.minio.consolePort } };
   const configFile = join(env.dir, 'embedded.yaml');
   await writeFile(configFile, stringify(raw), { mode: 0o600 });
   embedded = { ...env, configFile, config: loadConfig({ configPath: configFile, env: {} }) };
@@ -86,8 +75,7 @@ afterAll(async () => {
   for (const w of workers) await w.stop();
   await connection?.close();
   await removeEnv(env);
-  if (settings) await down(settings).catch(() => undefined);
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await removePrivateStack({ dir, settings });
 });
 
 describe('storage-outage fault', () => {

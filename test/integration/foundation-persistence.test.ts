@@ -5,40 +5,30 @@
  * started with the devstack code on its own ports, so it can kill it.
  */
 import { Client, Connection } from '@temporalio/client';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { configFromObject } from '../../config/load';
 import { temporalHealthy } from '../../devstack/health';
 import { stackLayout, temporalAddress, type StackSettings } from '../../devstack/layout';
-import { freePorts, pidAlive, waitFor } from '../../devstack/process';
-import { down, killService, up } from '../../devstack/stack';
+import { pidAlive, waitFor } from '../../devstack/process';
+import { killService, up } from '../../devstack/stack';
 import { createBufferLogger } from '../../logging/logger';
 import { createLifelineWorker } from '../../workers/worker';
 import { smokeWorkflow } from '../../workflows';
 import { TEST_ACCESS_KEY_ENV, TEST_SECRET_KEY_ENV, testConfig } from '../support/config';
 import { createTestBucket, testServices, uniqueTaskQueue } from '../support/services';
+import { privateStack, removePrivateStack } from '../support/private-stack';
 
 let dir: string;
 let settings: StackSettings;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'lifeline-persist-test-'));
-  const [port, uiPort, minioPort, consolePort] = await freePorts(4);
-  settings = {
-    dataDir: dir,
-    host: '127.0.0.1',
-    namespace: 'default',
-    temporal: { enabled: true, port: port!, uiPort: uiPort!, ui: false },
-    // storage comes from the shared test MinIO
-    minio: { enabled: false, port: minioPort!, consolePort: consolePort! },
-  };
+  // storage comes from the shared test MinIO
+  ({ dir, settings } = await privateStack('lifeline-persist-test', { temporal: true }));
 });
 
 afterAll(async () => {
-  if (settings) await down(settings).catch(() => {});
-  if (dir) rmSync(dir, { recursive: true, force: true });
+  await removePrivateStack({ dir, settings });
 });
 
 async function connect(): Promise<{ client: Client; connection: Connection }> {
