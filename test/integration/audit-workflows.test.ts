@@ -11,7 +11,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
-import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../audit/entry';
@@ -22,14 +22,12 @@ import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backu
 import { restoreWorkflow, type RestoreWorkflowInput } from '../../workflows/restore';
 import { verifyWorkflow } from '../../workflows/verify';
 import { parseJson, runCli } from '../support/cli';
-import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { makeEnv, removeEnv, startWorkers, type EnvWorkers, type LifelineEnv } from '../support/lifeline-env';
 import { testS3Client } from '../support/services';
 
 let env: LifelineEnv;
-let orchestrator: RunningWorker;
-let agent: RunningWorker;
+let workers: EnvWorkers | undefined;
 let client: Client;
-let connection: Connection;
 
 beforeAll(async () => {
   env = await makeEnv('audit-wf', { tenants: ['globex'], audit: true, assets: { model: { kind: 'model' }, rival: { kind: 'dataset', tenant: 'globex' } } });
@@ -42,15 +40,12 @@ beforeAll(async () => {
       await writeFile(join(env.assetPath(asset), name), content);
     }
   }
-  ({ client, connection } = await connect(env));
-  orchestrator = await startWorker(env, 'orchestrator');
-  agent = await startWorker(env, 'node-agent');
+  workers = await startWorkers(env);
+  client = workers.client;
 }, 300_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  await orchestrator?.stop();
-  await connection?.close();
+  await workers?.stop();
   await removeEnv(env);
 });
 

@@ -9,23 +9,21 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { appendFile, mkdir, open, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Repository } from '../../engine/repository';
 import { TenantRepositories } from '../../tenancy/repositories';
 import { backupWorkflow, type BackupTuning, type BackupWorkflowResult } from '../../workflows/backup';
 import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
-import { bucketUsage, connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { bucketUsage, makeEnv, removeEnv, writeRandomFile, startWorkers, type EnvWorkers, type LifelineEnv } from '../support/lifeline-env';
 
 const MiB = 1024 ** 2;
 const FAST: BackupTuning = { heartbeatTimeoutSeconds: 20, progressSignalMs: 200, checkpointPollSeconds: 0.3, changedRetryDelaySeconds: 1 };
 
 let env: LifelineEnv;
-let orchestrator: RunningWorker;
-let agent: RunningWorker;
+let workers: EnvWorkers | undefined;
 let client: Client;
-let connection: Connection;
 let repo: Repository;
 
 beforeAll(async () => {
@@ -38,16 +36,13 @@ beforeAll(async () => {
       hot: { kind: 'dataset' },
     },
   });
-  ({ client, connection } = await connect(env));
-  orchestrator = await startWorker(env, 'orchestrator');
-  agent = await startWorker(env, 'node-agent');
+  workers = await startWorkers(env);
+  client = workers.client;
   repo = await new TenantRepositories(env.config).repository(env.tenant);
 }, 300_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  await orchestrator?.stop();
-  await connection?.close();
+  await workers?.stop();
   await removeEnv(env);
 });
 

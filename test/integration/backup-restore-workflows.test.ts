@@ -9,7 +9,7 @@ import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import type { Client, Connection } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { CancelledFailure, WorkflowFailedError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { sealIncludes } from '../../backups/include';
@@ -20,13 +20,11 @@ import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { restoreWorkflow } from '../../workflows/restore';
 import { verifyWorkflow } from '../../workflows/verify';
 import { describeTree, makeAsset } from '../support/engine-fixtures';
-import { bucketUsage, connect, makeEnv, removeEnv, sha256File, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { bucketUsage, makeEnv, removeEnv, sha256File, startWorker, writeRandomFile, startWorkers, type EnvWorkers, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 
 let env: LifelineEnv;
-let orchestrator: RunningWorker;
-let agent: RunningWorker;
+let workers: EnvWorkers | undefined;
 let client: Client;
-let connection: Connection;
 
 const MISSING = join(tmpdir(), `lifeline-missing-${process.pid}-${Date.now()}`, 'asset');
 const FAST = { heartbeatTimeoutSeconds: 20, progressSignalMs: 300, changedRetryDelaySeconds: 1 };
@@ -34,15 +32,12 @@ const FAST = { heartbeatTimeoutSeconds: 20, progressSignalMs: 300, changedRetryD
 beforeAll(async () => {
   env = await makeEnv('bkp-roundtrip', { assets: { model: { kind: 'model', labels: { run: 'r1' } }, missing: { kind: 'dataset', path: MISSING }, empty: { kind: 'dataset' }, big: { kind: 'dataset' }, shards: { kind: 'dataset' } } });
   await makeAsset(env.assetPath('model'), { smallFiles: 40, largeFileBytes: 5 * 1024 * 1024 });
-  ({ client, connection } = await connect(env));
-  orchestrator = await startWorker(env, 'orchestrator');
-  agent = await startWorker(env, 'node-agent');
+  workers = await startWorkers(env);
+  client = workers.client;
 }, 300_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  await orchestrator?.stop();
-  await connection?.close();
+  await workers?.stop();
   await removeEnv(env);
 });
 

@@ -18,7 +18,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Client, type Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { loadConfig } from '../../config/load';
@@ -32,13 +32,11 @@ import { connectClient } from '../../workers/temporal';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
 import { modelBomWorkflow, modelBomWorkflowId } from '../../workflows/mbom';
 import { runCli } from '../support/cli';
-import { connect, makeEnv, removeEnv, startWorker, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
+import { connect, makeEnv, removeEnv, startWorkers, type EnvWorkers, type LifelineEnv } from '../support/lifeline-env';
 
 let env: LifelineEnv;
-let orchestrator: RunningWorker;
-let agent: RunningWorker;
+let workers: EnvWorkers | undefined;
 let client: Client;
-let connection: Connection;
 const FAST = { heartbeatTimeoutSeconds: 20, progressSignalMs: 300, changedRetryDelaySeconds: 1 };
 const SECRET_FILE = 'confidential-weights-7f3a.safetensors';
 
@@ -62,15 +60,12 @@ beforeAll(async () => {
   await writeFile(join(env.assetPath('platform'), 'cluster.yaml'), 'gpus: 2\n');
   await writeFile(join(env.assetPath('tiny'), SECRET_FILE), randomBytes(400_000));
   await writeFile(join(env.assetPath('tiny'), 'config.json'), '{"layers":2}');
-  ({ client, connection } = await connectClient(env.config));
-  orchestrator = await startWorker(env, 'orchestrator');
-  agent = await startWorker(env, 'node-agent');
+  workers = await startWorkers(env, { connect: () => connectClient(env.config) });
+  client = workers.client;
 }, 300_000);
 
 afterAll(async () => {
-  await agent?.stop();
-  await orchestrator?.stop();
-  await connection?.close();
+  await workers?.stop();
   await removeEnv(env);
 });
 

@@ -217,6 +217,36 @@ export async function startWorker(env: LifelineEnv, role: 'orchestrator' | 'node
   };
 }
 
+/** A Temporal client and both workers of an env in this process: the orchestrator on env.taskQueue and the agent of env's node. */
+export interface EnvWorkers {
+  client: Client;
+  connection: Connection;
+  orchestrator: RunningWorker;
+  agent: RunningWorker;
+  /** stops the agent, then the orchestrator, and closes the connection */
+  stop(): Promise<void>;
+}
+
+/** Connects (through `opts.connect`, default connect(env)) and starts env's orchestrator and node agent in this process; stops what it started if a part fails. */
+export async function startWorkers(env: LifelineEnv, opts: { connect?: () => Promise<{ client: Client; connection: Connection }> } = {}): Promise<EnvWorkers> {
+  const { client, connection } = await (opts.connect ?? (() => connect(env)))();
+  const started: RunningWorker[] = [];
+  let closed = false;
+  const stop = async () => {
+    for (const w of [...started].reverse()) await w.stop();
+    if (!closed) await connection.close();
+    closed = true;
+  };
+  try {
+    started.push(await startWorker(env, 'orchestrator'));
+    started.push(await startWorker(env, 'node-agent'));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { client, connection, orchestrator: started[0]!, agent: started[1]!, stop };
+}
+
 /** A node agent as its own process (`lifeline worker --role node-agent`), so a test can SIGKILL it. */
 export interface ChildAgent {
   child: ChildProcess;
