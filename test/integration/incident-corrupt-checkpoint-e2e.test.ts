@@ -34,17 +34,7 @@ import type { NodeHealthView } from '../../workflows/node-health';
 import type { RecoverNodeResult } from '../../workflows/recover-node';
 import { parseJson, runCli } from '../support/cli';
 import type { LifelineEnv } from '../support/lifeline-env';
-import {
-  dataKeys,
-  makeTrainingNodeEnv,
-  processesOf,
-  referenceWeights,
-  startNodeRig,
-  tearDownNode,
-  TRAINING_ASSETS as ASSETS,
-  type NodeRig,
-  type TrainerOptions,
-} from '../support/training-node';
+import { dataKeys, makeTrainingNodeEnv, processesOf, referenceWeights, startNodeRig, tearDownNode, TRAINING_ASSETS as ASSETS, type NodeRig, type TrainerOptions } from '../support/training-node';
 import { until } from '../support/until';
 
 const STEPS = 200;

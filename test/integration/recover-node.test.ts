@@ -27,17 +27,7 @@ import { applicationFailureOf } from '../../cli/runs';
 import { testS3Client } from '../support/services';
 import { parseJson, runCli } from '../support/cli';
 import type { LifelineEnv } from '../support/lifeline-env';
-import {
-  dataKeys,
-  makeTrainingNodeEnv,
-  processesOf,
-  referenceWeights,
-  startNodeRig,
-  tearDownNode,
-  TRAINING_ASSETS as ASSETS,
-  type NodeRig,
-  type TrainerOptions,
-} from '../support/training-node';
+import { dataKeys, makeTrainingNodeEnv, processesOf, referenceWeights, startNodeRig, tearDownNode, TRAINING_ASSETS as ASSETS, type NodeRig, type TrainerOptions } from '../support/training-node';
 import { until } from '../support/until';
 
 const STEPS = 200;
