@@ -304,7 +304,11 @@ describe('retention on an Object Lock bucket', () => {
 });
 
 describe('cross-tenant restore', () => {
-  it("a node agent restores with each tenant's own restore credentials, which cannot read another tenant", async () => {
+  it("a node agent restores with each tenant's own restore credentials, which cannot read another tenant; the refusal is audited", async () => {
+    // The orchestrator records restores in the audit log: make it ready and restart the workers so they open it.
+    await initAudit(env.config);
+    await stopWorkers();
+    await startWorkers();
     const rival = await client.workflow.execute(backupWorkflow, { taskQueue: env.taskQueue, workflowId: `backup-rival-${Date.now()}`, args: [{ asset: 'rival', trigger: 'manual', options: FAST }] });
     expect(rival.tenant).toBe('globex');
     // Sanity: with its own credentials, globex's asset restores.
@@ -328,6 +332,10 @@ describe('cross-tenant restore', () => {
     expect(messages.join(' | ')).toMatch(/access denied/i);
     // The refusal names no secret.
     for (const c of Object.values(env.roles!.restore!)) expect(messages.join(' ')).not.toContain(c.secretAccessKey);
+    // ...and is an audit entry with outcome denied (the store's AccessDenied), next to the earlier successful restore.
+    const restores = (await (await openAuditLog(env.config)).query({ tenant: 'globex', type: 'restore', asset: 'rival' })).map((r) => r.entry);
+    expect(restores.map((e) => e.outcome)).toEqual(['success', 'denied']);
+    expect(restores[1]).toMatchObject({ action: 'refused', details: { failureType: 'StorageAccessDenied' } });
   }, 300_000);
 });
 
