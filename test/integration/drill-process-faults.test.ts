@@ -373,6 +373,7 @@ describe('chaos drills: process faults', () => {
     const err = await h.result().then(() => null, (e: unknown) => e);
     expect(err).toBeInstanceOf(WorkflowFailedError);
     const report = JSON.parse(await readFile(join(drillDir(config, id), 'report.json'), 'utf8')) as DrillReport;
+    console.log(`[abort-all] ${JSON.stringify({ errors: report.errors, faults: report.faults.map((f) => ({ id: f.id, reverted: f.reverted, note: f.detail.note })) })}`);
     expect(report).toMatchObject({ aborted: true, verdict: 'fail' });
     expect(report.faults.map((f) => f.kind)).toEqual(['kill-training-job', 'kill-node-agent', 'ransomware', 'crash-orchestrator']);
     expect(report.errors.join('\n')).toMatch(/cancelled by an operator/);
