@@ -71,6 +71,8 @@ export interface ObserveInput {
   sliceSeconds?: number;
   /** an incident the drill opened itself (the ransomware drill plays the detector) */
   incidentId?: string;
+  /** integrity-failure incidents a stored-object fault should open (the verify schedule detects) */
+  watchIncidents?: string[];
   prior?: DrillObservation;
 }
 
@@ -250,7 +252,7 @@ export function createDrillActivities(deps: DrillActivityDeps) {
      * was down). Waits until node health has heard from the node after the
      * reverts, so a node-lost verdict still on its way is seen.
      */
-    async drillOpenIncidentsSince(input: { node: string; since: string; settledAfter: string; known: string[]; timeoutSeconds: number }): Promise<{ incidents: string[]; settled: boolean }> {
+    async drillOpenIncidentsSince(input: { node: string; since: string; settledAfter: string; known: string[]; alsoCheck?: string[]; timeoutSeconds: number }): Promise<{ incidents: string[]; settled: boolean }> {
       const ctx = Context.current();
       const client = ctx.client;
       const since = Date.parse(input.since) - 1000;
@@ -264,7 +266,8 @@ export function createDrillActivities(deps: DrillActivityDeps) {
         await ctx.sleep(POLL_MS);
       }
       const settled = !!health?.lastSeen && Date.parse(health.lastSeen) > Date.parse(input.settledAfter);
-      const candidates = new Set<string>();
+      // node health's (node lost, job watchdog) and those a stored-object fault may have caused (verification)
+      const candidates = new Set<string>(input.alsoCheck ?? []);
       if (health?.incident) candidates.add(health.incident);
       for (const j of health?.jobIncidents ?? []) if (Date.parse(j.at) >= since) candidates.add(j.incident);
       const open: string[] = [];
@@ -355,6 +358,15 @@ async function observeOnce(client: Client, input: ObserveInput, o: DrillObservat
     } else if (jobIncident) {
       o.incidentId = jobIncident.incident;
       o.detectedBy = `job watchdog: training job ${jobIncident.job} died`;
+    } else {
+      for (const id of input.watchIncidents ?? []) {
+        const v = await query<IncidentView>(client, id, 'incident');
+        if (v && Date.parse(v.openedAt) >= since - 1000) {
+          o.incidentId = id;
+          o.detectedBy = `verification: ${v.assets.join(', ')} snapshot found corrupt`;
+          break;
+        }
+      }
     }
   }
   if (!o.incidentId) return;
@@ -370,6 +382,9 @@ async function observeOnce(client: Client, input: ObserveInput, o: DrillObservat
   o.detectedAt ??= view.openedAt;
   o.incidentOpenedAt = view.openedAt;
   o.incidentStatus = view.status;
+  if (input.watchIncidents?.includes(view.id) && view.contained.length) {
+    o.restorePoints = view.contained.flatMap((c) => (c.restorePoint ? [{ asset: c.asset, snapshotId: c.restorePoint.snapshot, snapshotTime: c.restorePoint.time, source: 'last-verified' as const }] : []));
+  }
   for (const [step, d] of Object.entries(view.decisions)) {
     if (d.decision === 'approved' && !o.approvals.some((a) => a.step === step)) o.approvals.push({ step, actor: d.actor, at: d.at });
   }

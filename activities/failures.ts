@@ -14,6 +14,7 @@
 import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
 import { UserError } from '../config/errors';
 import { StorageError } from '../engine/backend/object-store';
+import { S3StorageError } from '../engine/backend/s3';
 import { AgeAuthError, AgeFormatError, AgeIdentityError, AgeNoIdentityMatchError, SecretFileError } from '../engine/crypto/errors';
 import { SigningKeyError } from '../engine/crypto/signing';
 import { EngineError, FileChangedError, InputError, IntegrityError, RepositoryStateError } from '../engine/errors';
@@ -105,7 +106,8 @@ export function toFailure(err: unknown, ctx: FailureContext): Error {
   }
   if (err instanceof StorageError) {
     if (err.permanent) {
-      return nonRetryable(FailureTypes.StoragePermanent, `${where(ctx)}${ctx.tenant ? ` (tenant ${ctx.tenant})` : ''}: ${err.message}`);
+      const denied = err instanceof S3StorageError && (err.code === 'AccessDenied' || err.code === 'AllAccessDisabled');
+      return nonRetryable(denied ? FailureTypes.StorageAccessDenied : FailureTypes.StoragePermanent, `${where(ctx)}${ctx.tenant ? ` (tenant ${ctx.tenant})` : ''}: ${err.message}`);
     }
     return retryable(FailureTypes.StorageUnavailable, `${where(ctx)}: ${err.message}`);
   }

@@ -18,6 +18,7 @@ import { nodeContext } from './node-context';
 const LIFELINE_VERSION: string = (JSON.parse(readFileSync(join(LIFELINE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 export interface ModelBomPlan {
+  tenant: string;
   /** the training job whose code is hashed, and the node it runs on (where the code is) */
   job?: { name: string; node: string };
 }
@@ -41,10 +42,10 @@ export function createMbomActivities(deps: ActivityDeps) {
     async modelBomPlan(input: { asset: string }): Promise<ModelBomPlan> {
       const asset = nc.asset(input.asset, 'plan the Model BOM');
       const jobName = deps.config.assets[asset.name]?.bom?.trainingJob;
-      if (!jobName) return {};
+      if (!jobName) return { tenant: asset.tenant };
       const job = deps.config.trainingJobs[jobName];
       if (!job) throw ApplicationFailure.nonRetryable(`assets.${asset.name}.bom.trainingJob: training job ${jobName} is not declared under trainingJobs`, FailureTypes.Config);
-      return { job: { name: jobName, node: job.node } };
+      return { tenant: asset.tenant, job: { name: jobName, node: job.node } };
     },
 
     /** Node: SHA-256 of the training job's code files (they live on the job's node). */

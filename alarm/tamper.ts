@@ -98,6 +98,7 @@ const REPO_FOLDERS: Array<[string, KeyKind]> = [
   ['verifications/', 'record'],
   ['holds/', 'record'],
   ['quarantine/', 'record'],
+  ['bom/', 'record'],
   ['locks/', 'lock'],
   ['tombstones/', 'tombstone'],
 ];

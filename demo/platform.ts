@@ -57,6 +57,7 @@ export function demoPaths(dataDir: string): DemoPaths {
 export const DEMO_TIMING = {
   backupEvery: '10s',
   verifyEvery: '10s',
+  deepVerifyEvery: '5s',
   // A checkpoint every ~10 s, none pruned during the demo: a backup never sees a checkpoint vanish mid-read.
   checkpointEvery: 100,
   stepDelayMs: 100,
@@ -79,8 +80,7 @@ export function demoConfigObject(main: LoadedConfig, paths: DemoPaths): Record<s
     );
   }
   const s = stackSettings(main);
-  const policy = 'demo';
-  const asset = (kind: string, path: string, extra: Record<string, unknown> = {}) => ({ node: DEMO.node, tenant: DEMO.tenant, kind, path, policy, ...extra });
+  const asset = (kind: string, path: string, extra: Record<string, unknown> = {}) => ({ node: DEMO.node, tenant: DEMO.tenant, kind, path, policy: 'demo', ...extra });
   return {
     temporal: { namespace: main.temporal.namespace },
     devstack: {
@@ -99,13 +99,17 @@ export function demoConfigObject(main: LoadedConfig, paths: DemoPaths): Record<s
       [DEMO.assets.platform]: asset('platform-config', paths.etc),
       [DEMO.assets.model]: asset('model', paths.model),
       [DEMO.assets.dataset]: asset('dataset', paths.data),
-      [DEMO.assets.checkpoints]: asset('checkpoint', paths.ckpt, { checkpoint: { completion: 'rename' } }),
+      [DEMO.assets.checkpoints]: asset('checkpoint', paths.ckpt, { checkpoint: { completion: 'rename' }, policy: 'demo-checkpoints' }),
     },
     policies: {
-      [policy]: {
+      demo: {
         backup: { every: DEMO_TIMING.backupEvery },
         verify: { shallow: { every: DEMO_TIMING.verifyEvery } },
-        retention: { keepLast: 20 },
+      },
+      // Checkpoints are also read back in full often: a corrupted checkpoint is found (and quarantined) before a recovery picks it.
+      'demo-checkpoints': {
+        backup: { every: DEMO_TIMING.backupEvery },
+        verify: { shallow: { every: DEMO_TIMING.verifyEvery }, deep: { every: DEMO_TIMING.deepVerifyEvery, samplePercent: 100 } },
       },
     },
     trainingJobs: {

@@ -6,6 +6,7 @@
  */
 import { verdictOf, type DrillFaultRecord, type DrillObjectiveResult, type DrillReport, type DrillRestoredAsset, type DrillTimelineEntry, type DrillWorkflowLink } from './report';
 import type { Expectation } from './scenario';
+import { incidentId } from '../incidents/model';
 
 /** What the drill saw, in small facts (times are ISO 8601). */
 export interface DrillObservation {
@@ -33,6 +34,8 @@ export interface DrillObservation {
   recoveryStartedAt: string | null;
   /** storage-only drills (outage, network): the last storage fault was reverted and storage answered again */
   serviceBackAt?: string | null;
+  /** stored-object drills: the restore point the integrity incident chose per asset (its last verified, intact snapshot) */
+  restorePoints?: DrillRestoredAsset[];
   errors: string[];
 }
 
@@ -72,7 +75,8 @@ const seconds = (fromIso: string, toIso: string) => Math.max(0, Math.round((Date
 /** First fault injected → recovery complete (training resumed, else the recovery finished). */
 export function measureRto(faults: DrillFaultRecord[], o: DrillObservation): number | null {
   const first = firstInjection(faults);
-  const end = o.trainingResumedAt ?? o.recovery?.finishedAt ?? o.serviceBackAt ?? null;
+  // a stored-object fault has no node to recover: the asset is protected again once its integrity incident is resolved
+  const end = o.trainingResumedAt ?? o.recovery?.finishedAt ?? o.serviceBackAt ?? (o.incidentStatus === 'resolved' ? o.incidentClosedAt : null) ?? null;
   return first && end ? seconds(first, end) : null;
 }
 
@@ -92,6 +96,22 @@ export function measureRpoSteps(o: DrillObservation): number | null {
   return steps.length ? Math.max(...steps) : null;
 }
 
+/**
+ * The integrity-failure incidents a stored-object fault should cause: a deep
+ * verification (the asset's verify schedule) finds the damaged snapshot and
+ * opens `incident-integrity-failure-<asset>-<snapshot>`; the drill follows those.
+ */
+export function objectFaultIncidents(faults: DrillFaultRecord[]): string[] {
+  const ids = new Set<string>();
+  for (const f of faults) {
+    if ((f.kind !== 'corrupt-object' && f.kind !== 'delete-object') || !f.injectedAt) continue;
+    const { asset, snapshot } = f.detail as { asset?: unknown; snapshot?: unknown };
+    if (typeof asset !== 'string' || typeof snapshot !== 'string') continue;
+    ids.add(incidentId({ type: 'integrity-failure', nodes: [], assets: [asset], snapshot, at: f.injectedAt }));
+  }
+  return [...ids];
+}
+
 export function firstInjection(faults: DrillFaultRecord[]): string | null {
   const times = faults.map((f) => f.injectedAt).filter((t): t is string => t !== null).sort();
   return times[0] ?? null;
@@ -108,6 +128,12 @@ export function evaluateExpectation(e: Expectation, faults: DrillFaultRecord[], 
     case 'incident-opened':
       return o.incidentId ? result(true, 'yes', `${o.incidentId} opened at ${o.incidentOpenedAt}`) : result(false, 'no', 'no incident was opened for the fault');
     case 'restored-from-verified': {
+      if (!o.recovery && o.restorePoints?.length) {
+        // no node to rebuild: the incident names the restore point, the last verified snapshot the fault did not touch
+        const damaged = new Set(faults.map((f) => f.detail.snapshot).filter((x) => typeof x === 'string'));
+        const bad = o.restorePoints.filter((a) => damaged.has(a.snapshotId));
+        return bad.length ? result(false, 'no', `restore point is the damaged snapshot: ${bad.map((a) => a.asset).join(', ')}`) : result(true, 'yes', o.restorePoints.map((a) => `${a.asset}: restore point ${a.snapshotId.slice(0, 12)} (verified, untouched)`).join('; '));
+      }
       if (!o.recovery) return result(false, null, 'no recovery ran');
       if (o.recovery.assets.length === 0) return result(true, 'nothing restored', 'the node was intact: only its processes were restarted');
       const bad = o.recovery.assets.filter((a) => a.source !== 'last-verified');
@@ -188,7 +214,7 @@ export function buildDrillReport(input: MeasureInput): DrillReport {
     timeline: buildTimeline(input),
     measured: { rtoSeconds: measureRto(input.faults, input.observation), rpoSeconds: measureRpo(input.faults, input.observation), rpoSteps: measureRpoSteps(input.observation) },
     objectives,
-    restored: input.observation.recovery?.assets ?? [],
+    restored: input.observation.recovery?.assets ?? input.observation.restorePoints ?? [],
     faults: input.faults,
     workflows: input.workflows,
     errors,

@@ -59,8 +59,8 @@ export interface RewrapReport {
   skipped: RekeyWarning[];
 }
 
-/** Prefixes of signed records (FORMAT.md, "Records"). */
-const RECORD_PREFIXES = ['verifications/', 'holds/', 'quarantine/'] as const;
+/** Prefixes of signed records (FORMAT.md, "Records"; Model BOMs are records too, "Model BOM"). */
+const RECORD_PREFIXES = ['verifications/', 'holds/', 'quarantine/', 'bom/'] as const;
 const MANIFEST_MAGIC = 'lifeline-manifest v1';
 const RECORD_MAGIC = 'lifeline-record v1';
 

@@ -228,6 +228,7 @@ export async function objectsOpenedBy(repo: Repository, ids: AgeIdentities): Pro
     ['verifications/', 'records'],
     ['holds/', 'records'],
     ['quarantine/', 'records'],
+    ['bom/', 'records'],
     ['index/', 'indexes'],
     ['data/', 'packs'],
   ];

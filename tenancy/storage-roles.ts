@@ -34,10 +34,10 @@ export interface IamPolicy {
   }>;
 }
 
-/** Repository prefixes garbage collection may delete in (FORMAT.md); `verifications/` holds records of forgotten snapshots. */
-export const COLLECTABLE_PREFIXES = ['data/', 'index/', 'snapshots/', 'tombstones/', 'locks/', 'verifications/'] as const;
-/** What a backup (and an incident's hold / quarantine record) writes. */
-const BACKUP_WRITES = ['data/', 'index/', 'snapshots/', 'locks/', 'holds/', 'quarantine/'] as const;
+/** Repository prefixes garbage collection may delete in (FORMAT.md); `verifications/` and `bom/` hold records of forgotten snapshots. */
+export const COLLECTABLE_PREFIXES = ['data/', 'index/', 'snapshots/', 'tombstones/', 'locks/', 'verifications/', 'bom/'] as const;
+/** What a backup (with its Model BOM) and an incident's hold / quarantine record write. */
+const BACKUP_WRITES = ['data/', 'index/', 'snapshots/', 'locks/', 'holds/', 'quarantine/', 'bom/'] as const;
 
 const arn = (bucket: string, key = '') => `arn:aws:s3:::${bucket}${key === '' ? '' : `/${key}`}`;
 const READ = ['s3:GetObject', 's3:GetObjectVersion', 's3:GetObjectRetention', 's3:GetObjectLegalHold'];

@@ -299,24 +299,6 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
       });
       phase = 'completed';
       await nodeCleanup.backupDiscardScan({ asset: input.asset, backupId: plan.backupId }).catch(() => undefined);
-
-      // ---- 7. the Model BOM -----------------------------------------------------------------
-      let bom: BackupWorkflowResult['bom'];
-      if (placement.kind === 'model') {
-        try {
-          const b = await executeChild(modelBomWorkflow, { workflowId: modelBomWorkflowId(committed.snapshotId), args: [{ asset: input.asset, snapshotId: committed.snapshotId }] });
-          bom = { key: b.key, created: b.created, files: b.files, components: b.components };
-        } catch (err) {
-          // The activity's own message is the innermost cause (child → activity → application failure).
-          let inner: unknown = err;
-          while (inner instanceof Error && inner.cause instanceof Error && (inner instanceof ChildWorkflowFailure || inner instanceof ActivityFailure)) inner = inner.cause;
-          const reason = inner instanceof Error ? inner.message : String(inner);
-          throw ApplicationFailure.nonRetryable(
-            `snapshot ${committed.snapshotId} of ${input.asset} is committed, but its Model BOM could not be made: ${reason}; fix that, then run lifeline mbom generate ${committed.snapshotId.slice(0, 12)}`,
-            'ModelBomFailed',
-          );
-        }
-      }
       log.info('backup committed', { asset: input.asset, snapshotId: committed.snapshotId, files: committed.stats.files, attempts: carry.attempt, runs: carry.runs });
       await audit(
         backupCompleted({
@@ -333,6 +315,24 @@ export async function backupWorkflow(input: BackupWorkflowInput): Promise<Backup
           parent: committed.parent,
         }),
       );
+
+      // ---- 7. the Model BOM (the snapshot is committed and audited; a failure here says so) ----
+      let bom: BackupWorkflowResult['bom'];
+      if (placement.kind === 'model') {
+        try {
+          const b = await executeChild(modelBomWorkflow, { workflowId: modelBomWorkflowId(committed.snapshotId), args: [{ asset: input.asset, snapshotId: committed.snapshotId }] });
+          bom = { key: b.key, created: b.created, files: b.files, components: b.components };
+        } catch (err) {
+          // The activity's own message is the innermost cause (child → activity → application failure).
+          let inner: unknown = err;
+          while (inner instanceof Error && inner.cause instanceof Error && (inner instanceof ChildWorkflowFailure || inner instanceof ActivityFailure)) inner = inner.cause;
+          const reason = inner instanceof Error ? inner.message : String(inner);
+          throw ApplicationFailure.nonRetryable(
+            `snapshot ${committed.snapshotId} of ${input.asset} is committed, but its Model BOM could not be made: ${reason}; fix that, then run lifeline mbom generate ${committed.snapshotId.slice(0, 12)}`,
+            'ModelBomFailed',
+          );
+        }
+      }
       return {
         asset: input.asset,
         node: placement.node,

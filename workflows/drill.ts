@@ -37,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createDrillActivities, DrillPlan, DrillSummary } from '../activities/drill';
-import { emptyObservation, type DrillObservation } from '../drills/measure';
+import { emptyObservation, objectFaultIncidents, type DrillObservation } from '../drills/measure';
 import type { DrillFaultRecord, DrillWorkflowLink } from '../drills/report';
 import type { Expectation, Scenario } from '../drills/scenario';
 import { ORCHESTRATOR_TASK_QUEUE } from './task-queues';
@@ -183,7 +183,7 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       // in slices, so the progress query follows the incident
       const observe = async (until: 'recovery-started' | 'closed') => {
         for (;;) {
-          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, prior: obs });
+          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, watchIncidents: objectFaultIncidents(records), prior: obs });
           progress.incident = obs.incidentId;
           progress.incidentStatus = obs.incidentStatus;
           if (obs.incidentClosedAt || (until === 'recovery-started' && obs.recoveryStartedAt) || Date.now() >= deadline || obs.errors.some((e) => e.startsWith('timed out'))) return;
@@ -233,7 +233,7 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       // detectors may have opened incidents the drill never observed (it stopped first, or the orchestrator was down): close them too
       const since = records.map((r) => r.injectedAt).filter((t): t is string => t !== null).sort()[0] ?? startedAt;
       const left = await acts
-        .drillOpenIncidentsSince({ node: s.node, since, settledAfter: now(), known: incidentId ? [incidentId] : [], timeoutSeconds: 120 })
+        .drillOpenIncidentsSince({ node: s.node, since, settledAfter: now(), known: incidentId ? [incidentId] : [], alsoCheck: objectFaultIncidents(records), timeoutSeconds: 120 })
         .catch((e: Error) => ({ incidents: [] as string[], settled: false, error: e.message }));
       if (!left.settled) errors.push(`node health did not hear from node ${s.node} after the reverts; incidents opened later are not closed by the drill`);
       for (const other of left.incidents) {

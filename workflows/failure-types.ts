@@ -17,6 +17,8 @@ export const FailureTypes = {
   KeyMismatch: 'KeyMismatch',
   RepositoryState: 'RepositoryState',
   StoragePermanent: 'StoragePermanent',
+  /** the store refused these credentials (least privilege: e.g. one tenant's restore user asked for another tenant's objects) */
+  StorageAccessDenied: 'StorageAccessDenied',
   StorageUnavailable: 'StorageUnavailable',
   Config: 'ConfigError',
   DiskFull: 'DiskFull',

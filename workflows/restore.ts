@@ -161,7 +161,7 @@ export async function restoreWorkflow(input: RestoreWorkflowInput): Promise<Rest
     live = { opId: restoreId, step: 0, filesDone: r.files, bytesDone: r.bytes, bytesPerSecond: live?.bytesPerSecond ?? 0, filesTotal: r.files, bytesTotal: r.bytes };
   } catch (err) {
     phase = 'failed';
-    await audit(restoreEnded(subject(), endingOf(err, [FailureTypes.TenantMismatch])));
+    await audit(restoreEnded(subject(), endingOf(err, [FailureTypes.TenantMismatch, FailureTypes.StorageAccessDenied])));
     throw err;
   }
   await audit(restoreEnded({ ...subject(), files: r.files, bytes: r.bytes }, { ok: true }));

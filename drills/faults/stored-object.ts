@@ -18,6 +18,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { resolveStorage } from '../../config/storage';
 import { ObjectNotFoundError } from '../../engine/backend/object-store';
+import type { S3ObjectStore } from '../../engine/backend/s3';
 import { keys, type Repository } from '../../engine/repository';
 import { TenantRepositories, assetConfig } from '../../tenancy/repositories';
 import type { FaultContext, FaultInjector, InjectedFault, RevertedFault } from '../fault';
@@ -111,6 +112,25 @@ function details(st: ObjectFaultState): Record<string, string | number | boolean
   };
 }
 
+/**
+ * On an Object Lock bucket a put or delete only stacks a version (or a delete
+ * marker) on the locked original, and readers fall back to it (FORMAT.md,
+ * "Object Lock and overwritten objects"): real damage also removes the older
+ * versions, with the admin's governance bypass. Compliance-mode versions
+ * cannot be removed: the fault does not apply there.
+ */
+async function removeOlderVersions(store: S3ObjectStore, key: string): Promise<void> {
+  if (!(await store.objectLockEnabled())) return;
+  for (const v of await store.listVersions(key)) {
+    if (v.latest) continue;
+    try {
+      await store.deleteVersion(key, v.versionId, { bypassGovernance: true });
+    } catch (err) {
+      throw new FaultNotApplicable(`${key} is kept by Object Lock (${(err as Error).message}); a compliance-mode or non-bypassable lock cannot be damaged, which is the point of it`);
+    }
+  }
+}
+
 function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSpec> {
   const open = (ctx: FaultContext, tenant: string) => {
     // Direct to storage (never through a drill's proxy): the injector must reach the store to revert.
@@ -157,6 +177,7 @@ function objectFault(kind: ObjectFaultSpec['kind']): FaultInjector<ObjectFaultSp
       if (st.phase === 'saved') {
         if (kind === 'corrupt-object') await store.put(st.key, randomBytes(st.size));
         else await store.delete(st.key);
+        await removeOlderVersions(store, st.key);
         st = { ...st, phase: 'injected', injectedAt: new Date().toISOString() };
         writeFaultState(ctx, st);
         ctx.logger.info({ drill: ctx.drillId, faultId, kind, asset: st.asset, snapshot: st.snapshotId, object: st.objectKind }, 'fault injected: stored object damaged');

@@ -624,6 +624,20 @@ export class S3ObjectStore implements ObjectStore {
     return out.sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime() || Number(b.latest) - Number(a.latest));
   }
 
+  /**
+   * Delete one version for good. Under governance-mode Object Lock only with
+   * `bypassGovernance` and a principal allowed to bypass it (an admin; no
+   * Lifeline role is); under compliance mode never before its retention ends.
+   */
+  async deleteVersion(key: string, versionId: string, opts: { bypassGovernance?: boolean } = {}): Promise<void> {
+    const Key = this.objectKey(key);
+    await this.call({ op: `delete version ${versionId} of`, key }, (signal) =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key, VersionId: versionId, BypassGovernanceRetention: opts.bypassGovernance || undefined }), {
+        abortSignal: signal,
+      }),
+    );
+  }
+
   async getVersion(key: string, versionId: string, range?: ByteRange, signal?: AbortSignal): Promise<Buffer> {
     const Key = this.objectKey(key);
     const Range = range ? `bytes=${range.start}-${range.end}` : undefined;

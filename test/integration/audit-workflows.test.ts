@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AuditEntry } from '../../audit/entry';
 import { openBytes } from '../../engine/crypto/age';
 import { loadTenantIdentities, tenantLocation } from '../../tenancy/repositories';
+import { modelBomWorkflowId } from '../../workflows/mbom';
 import { backupWorkflow, type BackupWorkflowResult } from '../../workflows/backup';
 import { restoreWorkflow, type RestoreWorkflowInput } from '../../workflows/restore';
 import { verifyWorkflow } from '../../workflows/verify';
@@ -104,10 +105,13 @@ describe('audit entries from workflows', () => {
     expect(brief).toEqual([
       ['backup', 'started', 'started', b.workflowId],
       ['backup', 'completed', 'success', b.workflowId],
+      // a model snapshot's BOM is made by its own child workflow
+      ['backup', 'model-bom-stored', 'success', modelBomWorkflowId(b.result.snapshotId)],
       ['verification', 'shallow-check', 'success', verifyId],
       ['restore', 'completed', 'success', restoreId],
     ]);
-    const [started, completed, verification, restored] = entries as [AuditEntry, AuditEntry, AuditEntry, AuditEntry];
+    const [started, completed, bom, verification, restored] = entries as [AuditEntry, AuditEntry, AuditEntry, AuditEntry, AuditEntry];
+    expect(bom).toMatchObject({ snapshot: b.result.snapshotId, tenant: 'acme', details: { files: 2, components: 0, workflowType: 'modelBomWorkflow' } });
     expect(started).toMatchObject({ tenant: 'acme', node: env.node, actor: { kind: 'workflow', runId: b.runId }, details: { trigger: 'manual', workflowType: 'backupWorkflow' } });
     expect(completed).toMatchObject({ snapshot: b.result.snapshotId, tenant: 'acme', details: { files: 2, bytes: b.result.stats.totalBytes, attempts: 1 } });
     expect(verification).toMatchObject({ snapshot: b.result.snapshotId, details: { mode: 'shallow', state: 'verified', problems: 0, workflowType: 'verifyWorkflow' } });

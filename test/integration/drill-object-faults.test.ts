@@ -14,7 +14,6 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { WorkflowFailedError, type Client, type Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { applicationFailureOf } from '../../cli/runs';
@@ -22,9 +21,8 @@ import { corruptObjectFault, deleteObjectFault } from '../../drills/faults/store
 import type { InjectedFault, RevertedFault } from '../../drills/fault';
 import type { FaultSpec } from '../../drills/scenario';
 import { TenantRepositories } from '../../tenancy/repositories';
-import { faultContext, faultInChild } from '../support/faults';
+import { faultContext, faultInChild, storedSha256 } from '../support/faults';
 import { connect, makeEnv, removeEnv, sha256File, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
-import { testS3Client } from '../support/services';
 
 const MiB = 1024 ** 2;
 let env: LifelineEnv;
@@ -35,15 +33,7 @@ const snapshots: string[] = [];
 const cleanup: string[] = [];
 
 const sha = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
-async function stored(key: string): Promise<string | null> {
-  try {
-    const r = await testS3Client().send(new GetObjectCommand({ Bucket: env.bucket, Key: `${env.repoPrefix}${key}` }));
-    return sha(await r.Body!.transformToByteArray());
-  } catch (e) {
-    if ((e as Error).name === 'NoSuchKey') return null;
-    throw e;
-  }
-}
+const stored = (key: string) => storedSha256(env, key);
 
 const workflowId = (what: string) => `test-objfault-${what}-${Date.now()}-${Math.random().toString(36).slice(2, 6)}`;
 

@@ -36,6 +36,9 @@ import { describeTree, makeAsset } from '../support/engine-fixtures';
 import { runCli, cleanEnv, parseJson } from '../support/cli';
 import { connect, makeEnv, removeEnv, startWorker, writeRandomFile, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 import { testS3Client } from '../support/services';
+import { faultContext } from '../support/faults';
+import { corruptObjectFault } from '../../drills/faults/stored-object';
+import type { FaultSpec } from '../../drills/scenario';
 
 let env: LifelineEnv;
 let client: Client;
@@ -301,7 +304,11 @@ describe('retention on an Object Lock bucket', () => {
 });
 
 describe('cross-tenant restore', () => {
-  it("a node agent restores with each tenant's own restore credentials, which cannot read another tenant", async () => {
+  it("a node agent restores with each tenant's own restore credentials, which cannot read another tenant; the refusal is audited", async () => {
+    // The orchestrator records restores in the audit log: make it ready and restart the workers so they open it.
+    await initAudit(env.config);
+    await stopWorkers();
+    await startWorkers();
     const rival = await client.workflow.execute(backupWorkflow, { taskQueue: env.taskQueue, workflowId: `backup-rival-${Date.now()}`, args: [{ asset: 'rival', trigger: 'manual', options: FAST }] });
     expect(rival.tenant).toBe('globex');
     // Sanity: with its own credentials, globex's asset restores.
@@ -325,5 +332,24 @@ describe('cross-tenant restore', () => {
     expect(messages.join(' | ')).toMatch(/access denied/i);
     // The refusal names no secret.
     for (const c of Object.values(env.roles!.restore!)) expect(messages.join(' ')).not.toContain(c.secretAccessKey);
+    // ...and is an audit entry with outcome denied (the store's AccessDenied), next to the earlier successful restore.
+    const restores = (await (await openAuditLog(env.config)).query({ tenant: 'globex', type: 'restore', asset: 'rival' })).map((r) => r.entry);
+    expect(restores.map((e) => e.outcome)).toEqual(['success', 'denied']);
+    expect(restores[1]).toMatchObject({ action: 'refused', details: { failureType: 'StorageAccessDenied' } });
   }, 300_000);
+});
+
+describe('drills on an Object Lock bucket', () => {
+  it("corrupt-object removes the locked original with the admin's governance bypass, so the damage is real; revert puts it back", async () => {
+    const spec: FaultSpec = { kind: 'corrupt-object', at: '0s', target: { asset: 'model', snapshot: 'newest', object: 'pack' } };
+    const ctx = faultContext(env.config, 'immutability-drill', 'f0-corrupt-object');
+    const injected = await corruptObjectFault.inject(ctx, spec, 'f0-corrupt-object');
+    const key = `${env.repoPrefix}${String(injected.detail.key)}`;
+    const packId = key.split('/').pop()!;
+    const { versions } = await versionsOf(env.bucket, key);
+    expect(versions).toHaveLength(1);
+    expect(await sha256Of(env.bucket, key)).not.toBe(packId);
+    await corruptObjectFault.revert(ctx, spec, 'f0-corrupt-object');
+    expect(await sha256Of(env.bucket, key)).toBe(packId);
+  }, 120_000);
 });

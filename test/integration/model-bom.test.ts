@@ -77,7 +77,7 @@ afterAll(async () => {
 const backup = (asset: string): Promise<BackupWorkflowResult> =>
   client.workflow.execute(backupWorkflow, { taskQueue: env.taskQueue, workflowId: `backup-${asset}-${Date.now()}-${randomBytes(3).toString('hex')}`, args: [{ asset, trigger: 'manual', options: FAST }] });
 
-const cli = (...args: string[]) => runCli(['--config', env.configFile, '--log-level', 'warn', ...args], { timeoutMs: 180_000 });
+const cli = (...args: string[]) => runCli(['--config', env.configFile, '--log-level', 'error', ...args], { timeoutMs: 180_000 });
 
 /** Every Payload (an object with metadata and data) anywhere in a history event. */
 function payloadsIn(v: unknown, out: Array<{ metadata: Record<string, Uint8Array>; data?: Uint8Array }> = []): typeof out {

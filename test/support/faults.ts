@@ -1,5 +1,6 @@
 /** Helpers for the storage-fault tests: fault contexts and injector calls in a separate process. */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { LoadedConfig } from '../../config/load';
@@ -7,7 +8,10 @@ import { resolveFromRoot, LIFELINE_ROOT } from '../../config/root';
 import type { FaultContext } from '../../drills/fault';
 import type { FaultSpec } from '../../drills/scenario';
 import { createBufferLogger } from '../../logging/logger';
+import { GetObjectCommand } from '@aws-sdk/client-s3';
 import { cleanEnv } from './cli';
+import type { LifelineEnv } from './lifeline-env';
+import { testS3Client } from './services';
 
 const run = promisify(execFile);
 
@@ -33,4 +37,15 @@ export async function faultInChild<T>(opts: { configFile: string; op: 'inject' |
   });
   const line = stdout.trim().split('\n').pop()!;
   return (JSON.parse(line) as { result: T }).result;
+}
+
+/** SHA-256 of a stored object of the env's repository (`key` inside the repository prefix), null when it is not there. */
+export async function storedSha256(env: Pick<LifelineEnv, 'bucket' | 'repoPrefix'>, key: string): Promise<string | null> {
+  try {
+    const r = await testS3Client().send(new GetObjectCommand({ Bucket: env.bucket, Key: `${env.repoPrefix}${key}` }));
+    return createHash('sha256').update(await r.Body!.transformToByteArray()).digest('hex');
+  } catch (e) {
+    if ((e as Error).name === 'NoSuchKey') return null;
+    throw e;
+  }
 }

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { toFailure } from '../../activities/failures';
 import { UserError } from '../../config/errors';
 import { StorageError } from '../../engine/backend/object-store';
+import { S3StorageError } from '../../engine/backend/s3';
 import { FileChangedError, InputError, IntegrityError, RepositoryStateError } from '../../engine/errors';
 import { RestoreIncompleteError } from '../../engine/restorer';
 
@@ -42,6 +43,10 @@ describe('activity failures', () => {
     const denied = f(new StorageError('access denied: could not write s3://b/p/data/x; check the credentials', 'data/x', true));
     expect(denied).toMatchObject({ type: 'StoragePermanent', nonRetryable: true });
     expect(denied.message).toContain('asset llm on node gpu1 (tenant acme): access denied');
+    // The store's own refusal (least privilege) has its own type, so a refused restore is audited as denied.
+    const s3Denied = f(new S3StorageError('access denied: could not read s3://b/p/data/x (AccessDenied, HTTP 403)', 'data/x', true, 'AccessDenied', 403));
+    expect(s3Denied).toMatchObject({ type: 'StorageAccessDenied', nonRetryable: true });
+    expect(f(new S3StorageError('request signature rejected', 'data/x', true, 'SignatureDoesNotMatch', 403))).toMatchObject({ type: 'StoragePermanent' });
     expect(f(new StorageError('storage unreachable: could not write s3://b/p/data/x after 9 attempts', 'data/x', false))).toMatchObject({ type: 'StorageUnavailable', nonRetryable: false });
   });
 

@@ -72,7 +72,7 @@ describe('bucket event records', () => {
     expect(locateKey('prod/tenants/acme/data/ab/abcd', repo, tenants)).toEqual({ kind: 'pack', tenant: 'acme' });
     expect(locateKey('prod/tenants/acme/index/1234', repo, tenants)).toEqual({ kind: 'index', tenant: 'acme' });
     expect(locateKey('prod/tenants/beta/snapshots/5678', repo, tenants)).toEqual({ kind: 'snapshot', tenant: 'beta' });
-    for (const f of ['verifications/s/x', 'holds/s/h/placed', 'quarantine/s/m/released']) expect(locateKey(`prod/tenants/acme/${f}`, repo, tenants)).toEqual({ kind: 'record', tenant: 'acme' });
+    for (const f of ['verifications/s/x', 'holds/s/h/placed', 'quarantine/s/m/released', 'bom/s']) expect(locateKey(`prod/tenants/acme/${f}`, repo, tenants)).toEqual({ kind: 'record', tenant: 'acme' });
     expect(locateKey('prod/tenants/acme/locks/l1', repo, tenants)).toEqual({ kind: 'lock', tenant: 'acme' });
     expect(locateKey('prod/tenants/acme/tombstones/t1', repo, tenants)).toEqual({ kind: 'tombstone', tenant: 'acme' });
     expect(locateKey('prod/tenants/acme/eu/data/cd/cdef', repo, tenants)).toEqual({ kind: 'pack', tenant: 'acme-eu' });

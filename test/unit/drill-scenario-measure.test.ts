@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { formatDrillRunResult } from '../../cli/drill';
 import { configFromObject } from '../../config/load';
 import { FAULT_INJECTORS, faultId, missingInjectors } from '../../drills/faults';
-import { buildDrillReport, emptyObservation, evaluateObjectives, measureRpo, measureRto, type DrillObservation, type MeasureInput } from '../../drills/measure';
+import { buildDrillReport, emptyObservation, evaluateObjectives, measureRpo, measureRto, objectFaultIncidents, type DrillObservation, type MeasureInput } from '../../drills/measure';
 import type { DrillFaultRecord } from '../../drills/report';
 import { parseScenario, scenarioProblems, ScenarioError } from '../../drills/scenario';
 
@@ -182,5 +182,36 @@ describe('measuring a drill', () => {
     expect(text).toMatch(/FAIL {2}rto +target 1s +measured 73\.5 s/);
     expect(text).toMatch(/pass {2}training-resumes +target training-resumes +measured yes/);
     expect(text).toContain('report /data/drills/drill-d1/report.html (JSON: /data/drills/drill-d1/report.json)');
+  });
+});
+
+describe('measuring a stored-object drill', () => {
+  const snap = 'ab'.repeat(32);
+  const corrupt: DrillFaultRecord = { id: 'f0-corrupt-object', kind: 'corrupt-object', injectedAt: '2026-01-01T10:00:00.000Z', revertedAt: '2026-01-01T10:03:00.000Z', reverted: true, detail: { asset: 'model', snapshot: snap, object: 'pack' } };
+
+  it('follows the integrity-failure incident the verification opens for the damaged snapshot', () => {
+    expect(objectFaultIncidents([corrupt, { ...corrupt, id: 'f1-delete-object', kind: 'delete-object' }])).toEqual([`incident-integrity-failure-model-${snap.slice(0, 12)}`]);
+    // not injected, or another kind: nothing to follow
+    expect(objectFaultIncidents([{ ...corrupt, injectedAt: null }, { ...corrupt, kind: 'destroy-node' }])).toEqual([]);
+  });
+
+  it('RTO ends when the incident is resolved (no node to recover); an unresolved incident measures nothing', () => {
+    const o: DrillObservation = { ...emptyObservation(), incidentId: 'i', incidentOpenedAt: '2026-01-01T10:00:30.000Z', detectedAt: '2026-01-01T10:00:30.000Z', incidentStatus: 'resolved', incidentClosedAt: '2026-01-01T10:01:15.500Z' };
+    expect(measureRto([corrupt], o)).toBe(75.5);
+    expect(measureRto([corrupt], { ...o, incidentStatus: 'expired' })).toBeNull();
+    const [rto] = evaluateObjectives({ faults: [corrupt], observation: o, objectives: { rto: '1s', rtoMs: 1000, expect: [] } });
+    expect(rto).toMatchObject({ name: 'rto', pass: false, measured: '75.5 s' });
+  });
+});
+
+describe('a stored-object drill restores from verified', () => {
+  const snap = 'cd'.repeat(32);
+  const corrupt: DrillFaultRecord = { id: 'f0-corrupt-object', kind: 'corrupt-object', injectedAt: '2026-01-01T10:00:00.000Z', revertedAt: null, reverted: false, detail: { asset: 'model', snapshot: snap } };
+  it('passes when the incident restore point is another verified snapshot, fails when it is the damaged one', () => {
+    const rp = (snapshotId: string): DrillObservation => ({ ...emptyObservation(), restorePoints: [{ asset: 'model', snapshotId, snapshotTime: '2026-01-01T09:00:00.000Z', source: 'last-verified' }] });
+    const [ok] = evaluateObjectives({ faults: [corrupt], observation: rp('ef'.repeat(32)), objectives: { rto: '5m', rtoMs: 300_000, expect: ['restored-from-verified'] } }).slice(1);
+    expect(ok).toMatchObject({ pass: true, measured: 'yes' });
+    const [bad] = evaluateObjectives({ faults: [corrupt], observation: rp(snap), objectives: { rto: '5m', rtoMs: 300_000, expect: ['restored-from-verified'] } }).slice(1);
+    expect(bad).toMatchObject({ pass: false, measured: 'no' });
   });
 });

@@ -215,3 +215,33 @@ describe('retention', () => {
     expect(await store.head(bomKey(m))).toBeNull();
   });
 });
+
+describe('key rotation', () => {
+  it('re-wraps and re-signs a Model BOM like every record: only the new keys open it, it names the new signer and still verifies', async () => {
+    const { opensWith, rewrapMetadata } = await import('../../engine/rekey');
+    const { Repository } = await import('../../engine/repository');
+    const { AgeIdentities } = await import('../../engine/crypto/age');
+    const { makeKeys } = await import('../support/engine-fixtures');
+    const st = new MemoryObjectStore();
+    const { repo: oldRepo, keys: oldKeys } = await makeRepository(st);
+    const root = join(dir, 'rot-model');
+    await mkdir(root, { recursive: true });
+    await writeFile(join(root, 'w.bin'), randomBytes(50_000));
+    const id = (await backup(oldRepo, { root, asset: { name: 'm', kind: 'model', tenant: 'acme' } })).snapshotId;
+    await generateModelBom(oldRepo, { snapshotId: id, tenant: 'acme', sources: { datasets: [] }, card, by: 't', toolVersion: '0' });
+
+    const newKeys = await makeKeys('x25519');
+    const [newRecipient] = await newKeys.identities.recipients();
+    const identities = AgeIdentities.merge(newKeys.identities, oldKeys.identities);
+    await Repository.rewriteConfig(st, { identities, recipients: [newRecipient!], update: (c) => ({ ...c, signers: [{ keyId: newKeys.signingKey.keyId, publicKey: newKeys.signingKey.publicKey }, ...c.signers] }) });
+    const repo2 = await Repository.open(st, { identities, signingKey: newKeys.signingKey, cacheRoot: null });
+    const report = await rewrapMetadata(repo2, { stale: oldKeys.identities, signingKey: newKeys.signingKey });
+    expect(report.records).toBe(1);
+    const sealed = await st.get(bomKey(id));
+    expect(await opensWith(sealed, newKeys.identities)).toBe(true);
+    expect(await opensWith(sealed, oldKeys.identities)).toBe(false);
+    const read = await readModelBom(repo2, id);
+    expect(read.ok && read.signer).toBe(newKeys.signingKey.keyId);
+    expect((await verifyModelBom(repo2, id)).problems).toEqual([]);
+  });
+});

@@ -24,6 +24,7 @@ describe('role policies', () => {
     const p = rolePolicy('backup', scope);
     expect(allows(p, 's3:PutObject', obj('tenants/acme/data/ab/abcd'))).toBe(true);
     expect(allows(p, 's3:PutObject', obj('tenants/globex/snapshots/1'))).toBe(true);
+    expect(allows(p, 's3:PutObject', obj('tenants/acme/bom/1'))).toBe(true);
     expect(allows(p, 's3:GetObject', obj('tenants/acme/config'))).toBe(true);
     expect(allows(p, 's3:PutObject', obj('tenants/acme/config'))).toBe(false);
     expect(allows(p, 's3:PutObject', obj('tenants/acme/tombstones/1'))).toBe(false);
@@ -31,6 +32,9 @@ describe('role policies', () => {
     expect(allows(p, 's3:DeleteObject', obj('tenants/acme/snapshots/1'))).toBe(false);
     expect(allows(p, 's3:DeleteObject', obj('tenants/acme/locks/l1'))).toBe(true);
     expect(allows(p, 's3:DeleteObjectVersion', obj('tenants/acme/locks/l1'))).toBe(false);
+    // the Model BOM of a model snapshot: written once, never deleted by the writer
+    expect(allows(p, 's3:PutObject', obj('tenants/acme/bom/1'))).toBe(true);
+    expect(allows(p, 's3:DeleteObject', obj('tenants/acme/bom/1'))).toBe(false);
     expect(allows(p, 's3:BypassGovernanceRetention', obj('tenants/acme/data/ab/abcd'))).toBe(false);
     expect(allows(p, 's3:PutObject', obj('audit/entries/1', 'repo-audit'))).toBe(false);
     // the smoke test's object, and nothing else outside the repositories
@@ -48,7 +52,7 @@ describe('role policies', () => {
 
   it('retention deletes only in the collectable prefixes, never config, holds or the audit log', () => {
     const p = rolePolicy('retention', scope);
-    for (const k of ['data/ab/x', 'index/x', 'snapshots/x', 'tombstones/x', 'locks/x']) expect(allows(p, 's3:DeleteObject', obj(`tenants/acme/${k}`)), k).toBe(true);
+    for (const k of ['data/ab/x', 'index/x', 'snapshots/x', 'tombstones/x', 'locks/x', 'bom/x']) expect(allows(p, 's3:DeleteObject', obj(`tenants/acme/${k}`)), k).toBe(true);
     for (const k of ['config', 'holds/s/h/placed', 'quarantine/s/q/placed']) expect(allows(p, 's3:DeleteObject', obj(`tenants/acme/${k}`)), k).toBe(false);
     expect(allows(p, 's3:DeleteObject', obj('audit/entries/1', 'repo-audit'))).toBe(false);
     expect(allows(p, 's3:DeleteObjectVersion', obj('tenants/acme/data/ab/x'))).toBe(false);
