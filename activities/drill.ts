@@ -245,6 +245,40 @@ export function createDrillActivities(deps: DrillActivityDeps) {
       }
     },
 
+    /**
+     * After an aborted drill put everything back: the incidents the detectors
+     * opened for its faults that are still open — also one opened after the
+     * drill stopped observing (a probe that timed out while the orchestrator
+     * was down). Waits until node health has heard from the node after the
+     * reverts, so a node-lost verdict still on its way is seen.
+     */
+    async drillOpenIncidentsSince(input: { node: string; since: string; settledAfter: string; known: string[]; alsoCheck?: string[]; timeoutSeconds: number }): Promise<{ incidents: string[]; settled: boolean }> {
+      const ctx = Context.current();
+      const client = ctx.client;
+      const since = Date.parse(input.since) - 1000;
+      const deadline = Date.now() + input.timeoutSeconds * 1000;
+      let health: NodeHealthView | undefined;
+      for (;;) {
+        ctx.heartbeat();
+        health = await query<NodeHealthView>(client, nodeHealthId(input.node), 'health');
+        if (health?.lastSeen && Date.parse(health.lastSeen) > Date.parse(input.settledAfter)) break;
+        if (Date.now() > deadline) break;
+        await ctx.sleep(POLL_MS);
+      }
+      const settled = !!health?.lastSeen && Date.parse(health.lastSeen) > Date.parse(input.settledAfter);
+      // node health's (node lost, job watchdog) and those a stored-object fault may have caused (verification)
+      const candidates = new Set<string>(input.alsoCheck ?? []);
+      if (health?.incident) candidates.add(health.incident);
+      for (const j of health?.jobIncidents ?? []) if (Date.parse(j.at) >= since) candidates.add(j.incident);
+      const open: string[] = [];
+      for (const id of candidates) {
+        if (input.known.includes(id)) continue;
+        const view = await query<IncidentView>(client, id, 'incident');
+        // an older incident about the same subject is someone else's
+        if (view && !view.closedAt && Date.parse(view.openedAt) >= since) open.push(id);
+      }
+      return { incidents: open.sort(), settled };
+    },
     async drillAudit(input: { drillId: string; node: string; action: string; outcome: 'started' | 'success' | 'failure' | 'cancelled'; details: Record<string, string | number | boolean | null> }): Promise<void> {
       await audit(input.drillId, input.action, input.outcome, input.node, input.details);
     },

@@ -211,9 +211,17 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
   // ---- 5.–7. revert everything, check, report — even when cancelled ------------------------------------
   const summary = await CancellationScope.nonCancellable(async () => {
     progress.step = 'revert';
-    if (aborted && obs.incidentId && !obs.incidentClosedAt) {
-      const c = await acts.drillCancelIncident({ incidentId: obs.incidentId, timeoutSeconds: 180 }).catch((e: Error) => ({ status: `cancel failed: ${e.message}` }));
-      errors.push(`incident ${obs.incidentId} of the aborted drill: ${c.status}`);
+    // the incident the drill caused: the one it observed, else the compromise it reported itself (aborted before observing)
+    const incidentId = obs.incidentId ?? compromiseIncident ?? null;
+    if (aborted && incidentId && !obs.incidentClosedAt) {
+      // the orchestrator winds the incident down: one the drill crashed is started again first
+      for (const id of [...injected].reverse()) {
+        const f = plan.faults.find((x) => x.id === id)!;
+        const rec = records.find((r) => r.id === id)!;
+        if (f.spec.kind === 'crash-orchestrator' && !(rec.revertedAt && rec.reverted)) await revert(f);
+      }
+      const c = await acts.drillCancelIncident({ incidentId, timeoutSeconds: 180 }).catch((e: Error) => ({ status: `cancel failed: ${e.message}` }));
+      errors.push(`incident ${incidentId} of the aborted drill: ${c.status}`);
     }
     for (const id of [...injected].reverse()) {
       const f = plan.faults.find((x) => x.id === id)!;
@@ -221,13 +229,26 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       if (rec.revertedAt && rec.reverted) continue; // crash-orchestrator: already started again
       await revert(f);
     }
+    if (aborted && injected.length) {
+      // detectors may have opened incidents the drill never observed (it stopped first, or the orchestrator was down): close them too
+      const since = records.map((r) => r.injectedAt).filter((t): t is string => t !== null).sort()[0] ?? startedAt;
+      const left = await acts
+        .drillOpenIncidentsSince({ node: s.node, since, settledAfter: now(), known: incidentId ? [incidentId] : [], alsoCheck: objectFaultIncidents(records), timeoutSeconds: 120 })
+        .catch((e: Error) => ({ incidents: [] as string[], settled: false, error: e.message }));
+      if (!left.settled) errors.push(`node health did not hear from node ${s.node} after the reverts; incidents opened later are not closed by the drill`);
+      for (const other of left.incidents) {
+        const c = await acts.drillCancelIncident({ incidentId: other, timeoutSeconds: 180 }).catch((e: Error) => ({ status: `cancel failed: ${e.message}` }));
+        errors.push(`incident ${other} opened by a detector during the aborted drill: ${c.status}`);
+        links.push({ role: 'incident', workflowId: other });
+      }
+    }
     // ---- 6. check ----------------------------------------------------------------------------------
     progress.step = 'check';
     const extra: Partial<Record<Expectation, { pass: boolean; detail: string }>> = {};
     if (!aborted && s.objectives.expect.includes('backups-continue')) extra['backups-continue'] = await backupsContinue(plan, drillId, orchestratorTaskQueue, links);
     // ---- 7. report ---------------------------------------------------------------------------------
     progress.step = 'report';
-    if (obs.incidentId) links.push({ role: 'incident', workflowId: obs.incidentId });
+    if (incidentId) links.push({ role: 'incident', workflowId: incidentId });
     if (obs.recovery) {
       links.push({ role: 'recover-node', workflowId: obs.recovery.workflowId });
       for (const a of obs.recovery.assets) links.push({ role: 'restore', workflowId: `${obs.recovery.workflowId}-restore-${a.asset}` });

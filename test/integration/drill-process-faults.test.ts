@@ -20,7 +20,7 @@ import type { DrillSummary } from '../../activities/drill';
 import { applicationFailureOf, hasWorkers } from '../../cli/runs';
 import { loadConfig, type LoadedConfig } from '../../config/load';
 import { LIFELINE_ROOT } from '../../config/root';
-import { drillDir, faultStateDir } from '../../drills/faults';
+import { drillDir, faultId, faultInjector, faultStateDir } from '../../drills/faults';
 import type { DrillReport } from '../../drills/report';
 import { parseScenario, type Scenario } from '../../drills/scenario';
 import { createBufferLogger } from '../../logging/logger';
@@ -31,7 +31,8 @@ import { startSupervisedWorker, stopSupervisedWorker, supervisedWorker } from '.
 import type { DrillProgress } from '../../workflows/drill';
 import { nodeTaskQueue } from '../../workflows/task-queues';
 import { cleanEnv, parseJson, runCli } from '../support/cli';
-import { connect, makeEnv, removeEnv, type LifelineEnv } from '../support/lifeline-env';
+import { faultContext } from '../support/faults';
+import { connect, makeEnv, removeEnv, sha256File, type LifelineEnv } from '../support/lifeline-env';
 import { uniqueTaskQueue } from '../support/services';
 
 const run = promisify(execFile);
@@ -254,6 +255,28 @@ describe('chaos drills: process faults', () => {
     await expectPlatformBack(report);
   }, 900_000);
 
+  it('kill-node-agent: node health notices the node lost, the recovery restarts the agent on the intact root, the same training run goes on; pass', async () => {
+    const agentBefore = (await provider.isAgentUp(env.node)).pid!;
+    const jobBefore = jobProgress(config, 'train');
+    const { summary, report } = await runDrill(
+      scenarioOf({ name: 'kill-agent', faults: [{ kind: 'kill-node-agent', node: env.node }], objectives: { rto: '10m', rpo: '1h', expect: ['incident-opened', 'training-resumes', 'restored-from-verified'] } }),
+    );
+    expect(summary.verdict, JSON.stringify(report, null, 2)).toBe('pass');
+    expect(report.timeline.find((e) => e.event === 'detected')?.detail).toMatch(/node health: node .* lost/);
+    // restart mode: nothing came from storage, the agent was started again on the intact root
+    expect(report.timeline.find((e) => e.event === 'node-rebuilt')?.detail).toMatch(/agent restarted on the intact node/);
+    expect(report.restored).toEqual([]);
+    expect(report.measured.rpoSeconds).toBe(0);
+    expect(report.measured.rtoSeconds!).toBeGreaterThan(0);
+    expect(report.workflows.map((w) => w.role)).toEqual(expect.arrayContaining(['incident', 'recover-node']));
+    expect(alive(agentBefore)).toBe(false);
+    expect((await provider.isAgentUp(env.node)).pid).not.toBe(agentBefore);
+    // the recovery, not the drill's revert, brought the agent back
+    expect(report.faults[0]!.detail.note).toMatch(/restarted by the recovery/);
+    expect(jobProgress(config, 'train')).toMatchObject({ runId: jobBefore.runId, pid: jobBefore.pid });
+    await expectPlatformBack(report);
+  }, 900_000);
+
   it('destroy-node with the orchestrator crashed during the recovery: the node is rebuilt from verified snapshots taken before the fault and training resumes', async () => {
     const orchestratorBefore = supervisedWorker(config, 'orchestrator').record!.pid;
     const { summary, report } = await runDrill(
@@ -309,6 +332,75 @@ describe('chaos drills: process faults', () => {
     const injectedAt = Date.parse(report.faults[0]!.injectedAt!);
     for (const a of report.restored) expect(Date.parse(a.snapshotTime)).toBeLessThan(injectedAt);
     expect(JSON.parse(await readFile(join(nodeRoot, 'etc', 'platform.json'), 'utf8'))).toEqual({ scheduler: 'local', gpus: 0 });
+    await expectPlatformBack(report);
+  }, 1_200_000);
+
+  it('a drill cancelled while kill-training-job, kill-node-agent, ransomware and crash-orchestrator are active reverts them all: processes back, files byte-identical, orchestrator running, no fault active', async () => {
+    const staticFiles = async () => {
+      const out: Record<string, string> = {};
+      for (const d of ['etc', 'model', 'data']) for (const f of readdirSync(join(nodeRoot, d), { recursive: true, withFileTypes: true })) if (f.isFile()) out[join(f.parentPath, f.name)] = await sha256File(join(f.parentPath, f.name));
+      return out;
+    };
+    const filesBefore = await staticFiles();
+    const jobBefore = jobProgress(config, 'train');
+    const agentBefore = (await provider.isAgentUp(env.node)).pid!;
+    const orchestratorBefore = supervisedWorker(config, 'orchestrator').record!.pid;
+    const id = `drill-abort-all-${Date.now()}`;
+    started.push(id);
+    // crash-orchestrator last with a long restartAfter: the drill is cancelled while all four are in effect
+    const s = scenarioOf({
+      name: 'abort-all',
+      approval: 'operator',
+      faults: [
+        { kind: 'kill-training-job', job: 'train' },
+        { kind: 'kill-node-agent', node: env.node },
+        { kind: 'ransomware', node: env.node },
+        { kind: 'crash-orchestrator', during: 'any', restartAfter: '5m' },
+      ],
+      objectives: { rto: '15m' },
+    });
+    const h = await client.workflow.start('chaosDrillWorkflow', { taskQueue: drillQueue, workflowId: id, args: [{ scenario: s, orchestratorTaskQueue: env.taskQueue }] });
+    await until('all four faults injected', async () => {
+      const p = await h.query<DrillProgress>('progress').catch(() => undefined);
+      return p?.faults.every((f) => f.state === 'injected') ? true : undefined;
+    }, 300_000);
+    // every fault is in effect at the moment of the abort
+    expect(alive(jobBefore.pid!)).toBe(false);
+    expect(alive(agentBefore)).toBe(false);
+    expect(alive(orchestratorBefore)).toBe(false);
+    expect(await readFile(join(nodeRoot, 'etc', 'platform.json'), 'utf8')).not.toMatch(/scheduler/);
+    await h.cancel();
+    const err = await h.result().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    const report = JSON.parse(await readFile(join(drillDir(config, id), 'report.json'), 'utf8')) as DrillReport;
+    console.log(`[abort-all] ${JSON.stringify({ errors: report.errors, faults: report.faults.map((f) => ({ id: f.id, reverted: f.reverted, note: f.detail.note })) })}`);
+    expect(report).toMatchObject({ aborted: true, verdict: 'fail' });
+    expect(report.faults.map((f) => f.kind)).toEqual(['kill-training-job', 'kill-node-agent', 'ransomware', 'crash-orchestrator']);
+    expect(report.errors.join('\n')).toMatch(/cancelled by an operator/);
+    // the suspected-compromise incident the drill reported, and any a detector opened meanwhile (the job
+    // watchdog, a probe that timed out while the orchestrator was down), are closed, not left waiting for an operator
+    const incidents = report.workflows.filter((w) => w.role === 'incident').map((w) => w.workflowId);
+    expect(incidents.some((i) => i.startsWith('incident-suspected-compromise-')), JSON.stringify(report.errors)).toBe(true);
+    for (const i of incidents) {
+      expect(report.errors.join('\n')).toMatch(new RegExp(`incident ${i} .*: (CANCELLED|TERMINATED)`));
+      expect((await client.workflow.getHandle(i).describe()).status.name, i).not.toBe('RUNNING');
+    }
+    expect(report.errors.join('\n')).not.toMatch(/did not hear from node/);
+    // processes back: a new trainer resumed from the node's (put back) checkpoints, a new agent, a new orchestrator
+    const jobAfter = await until('training running again', () => {
+      const p = jobProgress(config, 'train');
+      return p.state === 'running' && p.pid !== jobBefore.pid ? p : undefined;
+    }, 120_000);
+    expect(jobAfter.runId).not.toBe(jobBefore.runId);
+    expect(jobAfter.startStep!).toBeGreaterThanOrEqual(100);
+    expect(supervisedWorker(config, 'orchestrator').record!.pid).not.toBe(orchestratorBefore);
+    // the ransomware revert put every file back byte for byte (etc, model, data do not change while training runs)
+    expect(await staticFiles()).toEqual(filesBefore);
+    // no fault state is active any more, as each injector sees it
+    for (const [i, f] of s.faults.entries()) {
+      const fid = faultId(i, f.kind);
+      expect(await faultInjector(f.kind).active(faultContext(config, id, fid), f, fid), fid).toBe(false);
+    }
     await expectPlatformBack(report);
   }, 1_200_000);
 });
