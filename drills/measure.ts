@@ -5,7 +5,7 @@
  * drill activities call them, unit tests pin them down.
  */
 import { verdictOf, type DrillFaultRecord, type DrillObjectiveResult, type DrillReport, type DrillRestoredAsset, type DrillTimelineEntry, type DrillWorkflowLink } from './report';
-import type { Expectation } from './scenario';
+import type { Expectation, FaultKind } from './scenario';
 import { incidentId } from '../incidents/model';
 
 /** What the drill saw, in small facts (times are ISO 8601). */
@@ -110,6 +110,19 @@ export function objectFaultIncidents(faults: DrillFaultRecord[]): string[] {
     ids.add(incidentId({ type: 'integrity-failure', nodes: [], assets: [asset], snapshot, at: f.injectedAt }));
   }
   return [...ids];
+}
+
+/** Faults whose incident comes from node health (node lost, job watchdog) or from the drill itself (a reported compromise). */
+const NODE_FAULT_KINDS: ReadonlySet<FaultKind> = new Set(['destroy-node', 'kill-node-agent', 'kill-training-job', 'ransomware']);
+
+/**
+ * The incidents a drill follows besides node health's: those its stored-object
+ * faults cause — unless the drill also breaks the node, whose incident the
+ * objectives are about (the main job corrupts a checkpoint, then destroys the
+ * node: the verification's incident must not end the drill before the node is lost).
+ */
+export function followedObjectIncidents(faults: DrillFaultRecord[]): string[] {
+  return faults.some((f) => NODE_FAULT_KINDS.has(f.kind)) ? [] : objectFaultIncidents(faults);
 }
 
 export function firstInjection(faults: DrillFaultRecord[]): string | null {

@@ -37,7 +37,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { createDrillActivities, DrillPlan, DrillSummary } from '../activities/drill';
-import { emptyObservation, objectFaultIncidents, type DrillObservation } from '../drills/measure';
+import { emptyObservation, followedObjectIncidents, objectFaultIncidents, type DrillObservation } from '../drills/measure';
 import type { DrillFaultRecord, DrillWorkflowLink } from '../drills/report';
 import type { Expectation, Scenario } from '../drills/scenario';
 import { ORCHESTRATOR_TASK_QUEUE } from './task-queues';
@@ -183,7 +183,7 @@ export async function chaosDrillWorkflow(input: ChaosDrillInput): Promise<DrillS
       // in slices, so the progress query follows the incident
       const observe = async (until: 'recovery-started' | 'closed') => {
         for (;;) {
-          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, watchIncidents: objectFaultIncidents(records), prior: obs });
+          obs = await observer.drillObserve({ drillId, node: s.node, since, approval: s.approval, until, timeoutSeconds: remainingSeconds(), sliceSeconds: OBSERVE_SLICE_SECONDS, incidentId: compromiseIncident, watchIncidents: followedObjectIncidents(records), prior: obs });
           progress.incident = obs.incidentId;
           progress.incidentStatus = obs.incidentStatus;
           if (obs.incidentClosedAt || (until === 'recovery-started' && obs.recoveryStartedAt) || Date.now() >= deadline || obs.errors.some((e) => e.startsWith('timed out'))) return;

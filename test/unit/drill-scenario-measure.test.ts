@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import { formatDrillRunResult } from '../../cli/drill';
 import { configFromObject } from '../../config/load';
 import { FAULT_INJECTORS, faultId, missingInjectors } from '../../drills/faults';
-import { buildDrillReport, emptyObservation, evaluateObjectives, measureRpo, measureRto, objectFaultIncidents, type DrillObservation, type MeasureInput } from '../../drills/measure';
+import { buildDrillReport, emptyObservation, evaluateObjectives, measureRpo, measureRto, objectFaultIncidents, followedObjectIncidents, type DrillObservation, type MeasureInput } from '../../drills/measure';
 import type { DrillFaultRecord } from '../../drills/report';
 import { parseScenario, scenarioProblems, ScenarioError } from '../../drills/scenario';
 
@@ -193,6 +193,13 @@ describe('measuring a stored-object drill', () => {
     expect(objectFaultIncidents([corrupt, { ...corrupt, id: 'f1-delete-object', kind: 'delete-object' }])).toEqual([`incident-integrity-failure-model-${snap.slice(0, 12)}`]);
     // not injected, or another kind: nothing to follow
     expect(objectFaultIncidents([{ ...corrupt, injectedAt: null }, { ...corrupt, kind: 'destroy-node' }])).toEqual([]);
+  });
+
+  it('a drill that also breaks the node follows the node incident, not the verification one', () => {
+    const destroy: DrillFaultRecord = { id: 'f1-destroy-node', kind: 'destroy-node', injectedAt: '2026-01-01T10:00:45.000Z', revertedAt: null, reverted: false, detail: {} };
+    expect(followedObjectIncidents([corrupt])).toEqual(objectFaultIncidents([corrupt]));
+    expect(followedObjectIncidents([corrupt, destroy])).toEqual([]);
+    expect(followedObjectIncidents([corrupt, { ...destroy, kind: 'storage-outage' }])).toEqual(objectFaultIncidents([corrupt]));
   });
 
   it('RTO ends when the incident is resolved (no node to recover); an unresolved incident measures nothing', () => {
