@@ -6,6 +6,9 @@ export default defineConfig({
   test: {
     // Temporal's native bridge crashes the `threads` pool; forks is stable.
     pool: 'forks',
+    // Two test files at a time: integration tests mostly wait on Temporal, MinIO and trainer processes, so
+    // two overlap well on a 2-core machine and keep the whole suite near 20 minutes (one at a time: ~40).
+    maxWorkers: 2,
     testTimeout: 120_000,
     hookTimeout: 300_000,
     // Lifeline targets Node 20; the AWS SDK's notice about its future Node 22 floor is noise in test output.
