@@ -59,9 +59,10 @@ const files = (stateDir: string) => ({
 });
 
 /** The proxy's counters as it last wrote them. */
-export function proxyStats(stateDir: string): ProxyStats | null {
+/** The proxy process's counters, as last written (every 500 ms; `at` = when). */
+export function proxyStats(stateDir: string): (ProxyStats & { at: string }) | null {
   try {
-    return JSON.parse(readFileSync(files(stateDir).stats, 'utf8')) as ProxyStats;
+    return JSON.parse(readFileSync(files(stateDir).stats, 'utf8')) as ProxyStats & { at: string };
   } catch {
     return null;
   }

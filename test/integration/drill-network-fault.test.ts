@@ -24,6 +24,7 @@ import { PROGRESS_QUERY, type Progress } from '../../workflows/progress';
 import { faultContext, faultInChild } from '../support/faults';
 import { connect, makeEnv, removeEnv, spawnNodeAgent, startWorker, writeRandomFile, type ChildAgent, type LifelineEnv, type RunningWorker } from '../support/lifeline-env';
 import { testServices } from '../support/services';
+import { until } from '../support/until';
 
 const MiB = 1024 ** 2;
 let env: LifelineEnv;
@@ -91,8 +92,13 @@ describe('network fault', () => {
 
     const t0 = Date.now();
     const result = (await (await backup('slow')).result()) as { snapshotId: string; stats: { uploadedBytes: number } };
-    const seconds = (Date.now() - t0) / 1000;
-    const stats = proxyStats(ctx.stateDir)!;
+    const doneAt = Date.now();
+    const seconds = (doneAt - t0) / 1000;
+    // the proxy process writes its counters every 500 ms: read a sample taken after the backup ended
+    const stats = await until('proxy counters sampled after the backup', () => {
+      const st = proxyStats(ctx.stateDir);
+      return st && Date.parse(st.at) > doneAt ? st : undefined;
+    }, 15_000);
     console.log(`[network-fault] backup of 12 MiB through the proxy: ${seconds.toFixed(1)} s; proxy ${JSON.stringify(stats)}`);
     expect(result.snapshotId).toMatch(/^[0-9a-f]{64}$/);
     // the data went through the proxy, so it cannot have been faster than the cap
