@@ -283,7 +283,7 @@ describe('lifeline keys rotate and revoke', () => {
     const revokeEnv = await cli('keys', 'revoke', 'envco', 'age1qqqqqqqqqqqq');
     expect(revokeEnv.stderr).toMatch(/tenants\.envco\.identity is an environment variable/);
 
-    const secret = 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ';
+    const secret = await generateX25519Identity(); // a real identity, made now: nothing key-shaped is committed
     const onCommandLine = await cli('keys', 'revoke', 'acme', secret);
     expect(onCommandLine.code).not.toBe(0);
     expect(onCommandLine.stderr).toMatch(/that argument is a secret identity: never put one on a command line/);

@@ -4,6 +4,7 @@
  * kind and position. The same scenarios run against MinIO, with Object Lock,
  * in test/integration/audit-log.test.ts.
  */
+import { generateX25519Identity } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { signCheckpoint } from '../../audit/checkpoint';
 import { encodeEntry, parseEntryInput, type AuditEntryInput } from '../../audit/entry';
@@ -127,7 +128,7 @@ describe('appending', () => {
   it('refuses without a signing key, and refuses entries holding secrets or bad ids', async () => {
     const store = new MemoryObjectStore();
     await expect(new AuditLog({ store, origin: ORIGIN, trustedKeys: [key.publicKey] }).append(entry(0))).rejects.toThrow(/no signing key/);
-    await expect(log(store).append(entry(0, { details: { note: 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ' } }))).rejects.toThrow(/details.note: audit details must not hold secrets/);
+    await expect(log(store).append(entry(0, { details: { note: await generateX25519Identity() } }))).rejects.toThrow(/details.note: audit details must not hold secrets/);
     await expect(log(store).append(entry(0, { details: { password: 'x' } }))).rejects.toThrow(/must not hold secrets/);
     await expect(log(store).append(entry(0, { asset: '../etc/passwd' }))).rejects.toThrow(/asset/);
     await expect(log(store).append({ ...entry(0), type: 'nonsense' as 'backup' })).rejects.toThrow(/type/);

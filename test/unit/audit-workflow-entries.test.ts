@@ -1,4 +1,5 @@
 /** The audit entries workflows record: valid entries, ids and counts only, outcomes that say what happened. */
+import { generateX25519Identity } from 'age-encryption';
 import { describe, expect, it } from 'vitest';
 import { parseEntryInput } from '../../audit/entry';
 import {
@@ -69,8 +70,8 @@ describe('audit entries of workflows', () => {
     });
   });
 
-  it('a secret in a detail is refused by the entry schema', () => {
-    const e = incidentStep({ incident: 'i-1', incidentType: 'manual', action: 'opened' }, { note: 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ' });
+  it('a secret in a detail is refused by the entry schema', async () => {
+    const e = incidentStep({ incident: 'i-1', incidentType: 'manual', action: 'opened' }, { note: await generateX25519Identity() });
     expect(() => valid(e)).toThrow(/must not hold secrets/);
   });
 });
