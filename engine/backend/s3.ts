@@ -167,6 +167,8 @@ const TRANSIENT_CODES = new Set([
   'XMinioServerNotInitialized',
   'XMinioReadQuorum',
   'XMinioWriteQuorum',
+  // MinIO's HTTP 499 when the connection broke mid-request (e.g. the server is shutting down): a network failure, not a refusal
+  'ClientDisconnected',
 ]);
 
 const CHECKSUM_UPLOAD_CODES = new Set(['BadDigest', 'XAmzContentChecksumMismatch', 'InvalidDigest', 'XAmzContentSHA256Mismatch']);

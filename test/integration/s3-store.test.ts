@@ -464,6 +464,24 @@ describe('S3ObjectStore on MinIO', () => {
       expect(inspect(err, { depth: 20 }) + JSON.stringify(warnings)).not.toContain(base.credentials.secretAccessKey);
     });
 
+    it("MinIO's 499 ClientDisconnected (a server going down mid-request) is retried, then the request succeeds", async () => {
+      const store = new S3ObjectStore({ ...base, prefix: 'disconnected', retryBaseDelayMs: 50 });
+      const handler = store.client.config.requestHandler as unknown as HttpHandlerLike;
+      const original = handler.handle.bind(handler);
+      let calls = 0;
+      handler.handle = async (req, opts) => {
+        calls++;
+        if (calls === 1) {
+          const xml = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>ClientDisconnected</Code><Message>Client disconnected before response was ready</Message></Error>';
+          return { response: { statusCode: 499, reason: 'Client Closed Request', headers: { 'content-type': 'application/xml' }, body: Readable.from([Buffer.from(xml)]) } } as never;
+        }
+        return original(req, opts);
+      };
+      const body = randomBytes(2000);
+      await expect(store.put('k', body, { ifNoneMatch: true })).resolves.toEqual({ sha256: sha(body) });
+      expect(calls).toBe(2);
+    });
+
     it('a connection reset and a 503 SlowDown are retried with warnings, then the request succeeds', async () => {
       const warnings: string[] = [];
       const store = new S3ObjectStore({ ...base, prefix: 'flaky', retryBaseDelayMs: 50, logger: { warn: (_o, msg) => warnings.push(msg) } });
