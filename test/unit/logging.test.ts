@@ -5,6 +5,7 @@ import { Writable } from 'node:stream';
 import { generateX25519Identity } from 'age-encryption';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readSecret } from '../../config/secrets';
+import { SigningKey } from '../../engine/crypto/signing';
 import { createBufferLogger, createLogger, registerSecret, REDACTED } from '../../logging/logger';
 import { scrubString, scrubValue } from '../../logging/redact';
 import { PinoTemporalLogger } from '../../logging/temporal';
@@ -75,7 +76,7 @@ describe('logger', () => {
     expect(scrubString(`key ${identity} here`)).toBe(`key ${REDACTED} here`);
     expect(scrubString('pq AGE-SECRET-KEY-PQ-1ABCDEF234567')).toBe(`pq ${REDACTED}`);
     expect(scrubString('Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.e30.x')).toBe(`Authorization: Bearer ${REDACTED}`);
-    expect(scrubString('-----BEGIN PRIVATE KEY-----\nMIIEv\n-----END PRIVATE KEY-----')).toBe(REDACTED);
+    expect(scrubString(SigningKey.generate().toPem().trim())).toBe(REDACTED);
     expect(scrubString('https://h/b/k?X-Amz-Credential=AKIA%2F2026&X-Amz-Signature=0123456789abcdef0123')).toBe(
       `https://h/b/k?${REDACTED}&${REDACTED}`,
     );
